@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`. Both install what is needed
+# first (scripts/install-deps.sh), then build with CMake.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+DEPS_STAMP  = $(BUILD)/.deps-installed
+
+.PHONY: all deps build build-asan run test test-plain test-asan format clean
+
+all: build
+
+$(DEPS_STAMP): scripts/install-deps.sh
+	sh scripts/install-deps.sh
+	mkdir -p $(BUILD) && touch $@
+
+deps: $(DEPS_STAMP)
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DSPPD_SANITIZE=ON >/dev/null
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+# Runs sppd in the foreground on 127.0.0.1:2525 with etc/sppd.conf, delivering into
+# var/Maildir/ through the bundled Maildir queue. Stop it with Ctrl-C.
+run: build
+	mkdir -p var/Maildir/tmp var/Maildir/new var/Maildir/cur var/empty
+	exec $(BUILD)/bin/sppd-master --config etc/sppd.conf
+
+test: test-plain test-asan
+
+test-plain: build
+	cd $(BUILD) && ctest --output-on-failure -j 2
+
+test-asan: build-asan
+	cd $(BUILD_ASAN) && ctest --output-on-failure -j 2
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,71 @@
+// sppd.conf: the master's configuration, read by every program at start (the master
+// validates it first, so children only re-read a file the master accepted).
+//
+// Format (documented in README "Configuration reference"): lines of `key = value`, `#`
+// comments, sections `[service NAME]` and `[listener NAME]`; keys before the first section
+// are global. Relative paths are relative to the directory of the config file, except
+// qmail_queue (and later plugin paths), which qmail resolves from the qmail home.
+// Any error throws ConfigError whose message is "file:line: what".
+#pragma once
+
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sppd::config {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Listener {
+  std::string name;
+  std::string host;  // numeric IPv4 or IPv6, without brackets
+  int port = 0;
+  std::string control_dir;       // absolute; qmail control files (me, rcpthosts, ...)
+  std::string tcprules;          // absolute path of a tcprules text file, or empty
+  bool remote_host_lookup = true;  // TCPREMOTEHOST from PTR (tcpserver without -H)
+  int remote_host_timeout = 3;     // seconds the greeting may wait for the PTR answer
+  std::string local_host;        // TCPLOCALHOST (tcpserver -l); empty = unset
+  // Overrides of the control files of the same names; nullopt = use control/ or default.
+  std::optional<long> databytes, timeoutsmtpd, maxcmdlen, maxaddrlen, maxhops;
+  int line = 0;
+};
+
+struct Service {
+  std::string name;  // smtpd, queue-bridge, dnsbl-cache, ...
+  std::string user;  // run as this user when the master runs as root; empty = no switch
+  std::string chroot;  // absolute; empty = none (smtpd defaults to /var/lib/sppd/empty)
+  int processes = 1;
+  int sessions_per_worker = 50;  // smtpd: concurrent sessions per worker process
+  int max_use = 1000;            // smtpd: sessions before a worker is recycled
+  std::map<std::string, std::string> settings;  // service-specific keys (see kServiceKeys)
+  int line = 0;
+  std::string get(const std::string& key, const std::string& fallback) const;
+  long get_long(const std::string& key, long fallback) const;
+};
+
+struct Config {
+  std::string path;        // absolute path of the file read
+  std::string dir;         // its directory
+  std::string qmail_home;  // absolute; cwd of qmail-queue and plugins
+  int drain_timeout = 60;  // seconds SIGTERM lets sessions finish
+  std::string log_level = "info";
+  std::vector<Listener> listeners;
+  std::map<std::string, Service> services;
+
+  const Service& service(const std::string& name) const;  // throws if absent
+  const Listener* listener(const std::string& name) const;
+};
+
+// Reads and validates a config file.
+Config load(const std::string& path);
+// Parses config text as if read from path (used by tests).
+Config parse(const std::string& text, const std::string& path);
+
+// Parses "1.2.3.4:25", "[::1]:25" into host and port; false if malformed.
+bool split_address(const std::string& address, std::string* host, int* port);
+
+}  // namespace sppd::config
