@@ -1,0 +1,264 @@
+// Session lifecycle and I/O: connect (PTR lookup, tcprules, greeting), reading command
+// lines with qmail's rules, buffering replies the way qmail-smtpd does for PIPELINING,
+// timeouts and closing. Commands are in session_commands.cpp, DATA in session_data.cpp.
+// Runs in the sandboxed worker.
+#include "smtpd/session.h"
+
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "common/protocol.h"
+#include "smtpd/helper_link.h"
+
+namespace sppd::smtpd {
+namespace {
+// Input buffered per session before libevent stops reading from the client: bounds memory
+// for pipelining clients and for DATA while qmail-queue is slower than the client.
+constexpr size_t kClientReadHighWater = 256 * 1024;
+}  // namespace
+
+Session::Session(uint64_t id, UniqueFd client, Endpoint remote, Endpoint local,
+                 const ListenerSettings& settings, SessionContext context)
+    : id_(id),
+      settings_(settings),
+      context_(std::move(context)),
+      remote_(std::move(remote)),
+      local_(std::move(local)) {
+  client_.reset(bufferevent_socket_new(context_.base, client.release(), BEV_OPT_CLOSE_ON_FREE));
+  bufferevent_setcb(client_.get(), on_read, on_write, on_event, this);
+  bufferevent_setwatermark(client_.get(), EV_READ, 0, kClientReadHighWater);
+  timeval timeout{settings_.timeoutsmtpd, 0};
+  bufferevent_set_timeouts(client_.get(), &timeout, &timeout);
+
+  // The environment tcpserver would export (spec §2.11); tcprules may override it later.
+  set_env("PROTO", remote_.ipv6 ? "TCP6" : "TCP");
+  set_env("TCPLOCALIP", local_.ip);
+  set_env("TCPLOCALPORT", std::to_string(local_.port));
+  if (!settings_.listener.local_host.empty()) set_env("TCPLOCALHOST", settings_.listener.local_host);
+  set_env("TCPREMOTEIP", remote_.ip);
+  set_env("TCPREMOTEPORT", std::to_string(remote_.port));
+}
+
+Session::~Session() {
+  if (lookup_request_ && context_.dns) context_.dns->cancel(*lookup_request_);
+  if (queue_request_ && context_.queue) context_.queue->cancel(*queue_request_);
+}
+
+const std::string* Session::env(const std::string& name) const {
+  for (const auto& [n, v] : env_) {
+    if (n == name) return &v;
+  }
+  return nullptr;
+}
+
+void Session::set_env(const std::string& name, std::string value) {
+  for (auto& [n, v] : env_) {
+    if (n == name) {
+      v = std::move(value);
+      return;
+    }
+  }
+  env_.emplace_back(name, std::move(value));
+}
+
+void Session::start() {
+  log::info("session ", id_, ": connect from ", remote_.ip, ":", remote_.port, " on ",
+            settings_.listener.name);
+  if (!settings_.control_error.empty()) {
+    reply("421 4.3.0 unable to read controls");
+    close_after_flush();
+    return;
+  }
+  lookup_remote_host();
+}
+
+void Session::lookup_remote_host() {
+  if (!settings_.listener.remote_host_lookup) {
+    on_remote_host(std::nullopt);
+    return;
+  }
+  ipc::Frame query(protocol::kDnsPtr, 0);
+  query.add("ip", remote_.ip);
+  lookup_request_ = context_.dns->request(std::move(query), [this](ipc::Frame* answer) {
+    std::optional<std::string> host;
+    if (answer && answer->type == protocol::kDnsPtrResult && answer->get_or("status", "") == "ok") {
+      host = answer->get_or("name", "");
+      if (host->empty()) host.reset();
+    }
+    on_remote_host(std::move(host));
+  });
+  if (!lookup_request_) {
+    on_remote_host(std::nullopt);
+    return;
+  }
+  // A slow resolver must not hold the greeting for long (tcpserver waits; we bound it).
+  lookup_timer_.reset(evtimer_new(
+      context_.base,
+      [](evutil_socket_t, short, void* self) {
+        static_cast<Session*>(self)->on_remote_host(std::nullopt);
+      },
+      this));
+  timeval timeout{settings_.listener.remote_host_timeout, 0};
+  evtimer_add(lookup_timer_.get(), &timeout);
+}
+
+void Session::on_remote_host(std::optional<std::string> host) {
+  if (phase_ != Phase::kConnecting) return;
+  if (lookup_request_) context_.dns->cancel(*lookup_request_);
+  lookup_request_.reset();
+  lookup_timer_.reset();
+  if (host) set_env("TCPREMOTEHOST", *host);
+  apply_rules_and_greet();
+}
+
+void Session::apply_rules_and_greet() {
+  if (settings_.tcprules) {
+    const std::string* host = env("TCPREMOTEHOST");
+    auto rule = settings_.tcprules->match(remote_.ip,
+                                          host ? std::optional<std::string>(*host) : std::nullopt);
+    if (rule && !rule->allow) {
+      // tcpserver drops a denied client without running qmail-smtpd: no greeting.
+      finish("denied by tcprules");
+      return;
+    }
+    if (rule) {
+      for (const auto& [name, value] : rule->env) set_env(name, value);
+    }
+  }
+  phase_ = Phase::kCommands;
+  std::string greeting;
+  for (size_t i = 0; i + 1 < settings_.greeting.size(); ++i) {
+    greeting += "220-" + settings_.greeting[i] + "\r\n";
+  }
+  greeting += "220 " + settings_.greeting.back() + " ESMTP";
+  reply(greeting);
+  flush();
+  bufferevent_enable(client_.get(), EV_READ);
+  process_input();
+}
+
+void Session::reply(std::string text) {
+  pending_replies_ += text;
+  pending_replies_ += "\r\n";
+}
+
+void Session::flush() {
+  if (pending_replies_.empty() || !client_) return;
+  bufferevent_write(client_.get(), pending_replies_.data(), pending_replies_.size());
+  pending_replies_.clear();
+}
+
+void Session::set_busy(bool busy) {
+  busy_ = busy;
+  if (!client_ || closing_) return;
+  if (busy) {
+    bufferevent_disable(client_.get(), EV_READ);
+  } else {
+    bufferevent_enable(client_.get(), EV_READ);
+  }
+}
+
+void Session::process_input() {
+  while (!busy_ && !closing_ && phase_ != Phase::kFinished && phase_ != Phase::kConnecting) {
+    if (phase_ == Phase::kData) {
+      feed_data();
+      if (phase_ == Phase::kData) break;  // waiting for more input or for the pipe
+      continue;
+    }
+    std::string line;
+    if (!take_command_line(&line)) break;
+    handle_command(line);
+  }
+  // qmail-smtpd flushes its reply buffer before every read: replies to a pipelined batch go
+  // out together once the batch is consumed (RFC 2920).
+  if (!busy_) flush();
+}
+
+bool Session::take_command_line(std::string* line) {
+  evbuffer* input = bufferevent_get_input(client_.get());
+  const size_t max_line = static_cast<size_t>(settings_.maxcmdlen);
+  while (true) {
+    size_t eol_length = 0;
+    evbuffer_ptr eol = evbuffer_search_eol(input, nullptr, &eol_length, EVBUFFER_EOL_LF);
+    if (eol.pos < 0) {
+      // No LF yet. A line that can no longer fit is dropped as it arrives, so a client
+      // cannot make us buffer an endless line (qmail-md's maxcmdlen).
+      if (evbuffer_get_length(input) > max_line + 1) {
+        evbuffer_drain(input, evbuffer_get_length(input));
+        discarding_line_ = true;
+      }
+      return false;
+    }
+    size_t length = static_cast<size_t>(eol.pos);
+    if (discarding_line_ || length > max_line + 1) {
+      evbuffer_drain(input, length + 1);
+      discarding_line_ = false;
+      reply("500 5.5.2 line too long");
+      continue;
+    }
+    line->resize(length);
+    evbuffer_remove(input, line->data(), length);
+    evbuffer_drain(input, 1);
+    if (!line->empty() && line->back() == '\r') line->pop_back();  // one CR, as qmail
+    if (line->size() > max_line) {
+      reply("500 5.5.2 line too long");
+      line->clear();
+      continue;
+    }
+    return true;
+  }
+}
+
+void Session::close_after_flush() {
+  flush();
+  closing_ = true;
+  if (!client_) {
+    finish("closed");
+    return;
+  }
+  bufferevent_disable(client_.get(), EV_READ);
+  if (evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) finish("closed");
+}
+
+void Session::finish(const char* why) {
+  if (phase_ == Phase::kFinished) return;
+  phase_ = Phase::kFinished;
+  if (queue_request_) abort_transaction();
+  if (lookup_request_) context_.dns->cancel(*lookup_request_);
+  lookup_request_.reset();
+  lookup_timer_.reset();
+  message_pipe_.reset();
+  client_.reset();  // closes the connection; safe inside libevent's own callback
+  log::info("session ", id_, ": end (", why, ")");
+  context_.on_finished(id_);
+}
+
+void Session::on_read(bufferevent*, void* self) { static_cast<Session*>(self)->process_input(); }
+
+void Session::on_write(bufferevent*, void* self) {
+  auto* session = static_cast<Session*>(self);
+  if (session->closing_) session->finish("closed");
+}
+
+void Session::on_event(bufferevent*, short what, void* self) {
+  auto* session = static_cast<Session*>(self);
+  if (what & BEV_EVENT_TIMEOUT) {
+    if ((what & BEV_EVENT_READING) && !session->closing_) {
+      // qmail-smtpd: a read timeout is answered, a write timeout is not.
+      if (session->queue_request_) session->abort_transaction();
+      session->pending_replies_.clear();
+      session->reply("451 4.4.2 timeout");
+      session->close_after_flush();
+      return;
+    }
+    session->finish("write timeout");
+    return;
+  }
+  if (what & BEV_EVENT_EOF) {
+    session->finish(session->phase_ == Phase::kData ? "client gone during DATA" : "client closed");
+    return;
+  }
+  if (what & BEV_EVENT_ERROR) session->finish("connection error");
+}
+
+}  // namespace sppd::smtpd

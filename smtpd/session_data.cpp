@@ -1,0 +1,257 @@
+// DATA: the message streams from the client through the DataDecoder straight into
+// qmail-queue's message pipe (passed to us by queue-bridge), never held whole. The
+// envelope goes to queue-bridge after the pipe is closed, and 250 is sent only when
+// queue-bridge reports that qmail-queue exited 0. Any failure aborts the transaction so
+// nothing half-done is queued (qmail-queue sees EOF before its envelope and gives up).
+#include <ctime>
+
+#include "common/log.h"
+#include "common/protocol.h"
+#include "smtpd/helper_link.h"
+#include "smtpd/received.h"
+#include "smtpd/replies.h"
+#include "smtpd/session.h"
+
+namespace sppd::smtpd {
+namespace {
+// Bytes queued towards qmail-queue before we stop decoding client input (backpressure).
+constexpr size_t kPipeHighWater = 256 * 1024;
+// Recipients per envelope frame, well inside the 64 KiB frame limit for 1000-byte addresses.
+constexpr size_t kEnvelopeFrameBudget = 48 * 1024;
+
+std::string without_crlf(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+}  // namespace
+
+void Session::on_queue_frame(ipc::Frame* frame) {
+  if (phase_ == Phase::kFinished) return;
+  if (!frame) {
+    // queue-bridge went away: whatever was written cannot be queued any more.
+    queue_request_.reset();
+    if (!decoder_) {
+      reply("451 4.3.0 qqt failure");
+      set_busy(false);
+      process_input();
+      return;
+    }
+    queue_result_ = {"451", "qq temporary problem (#4.3.0)"};
+    stop_writing_message();
+    if (data_complete_) finish_transaction();
+    return;
+  }
+  if (frame->type == protocol::kQueueOpened && !decoder_) {
+    if (!frame->fd) {
+      log::error("session ", id_, ": queue-bridge sent no message pipe");
+      abort_transaction();
+      reply("451 4.3.0 qqt failure");
+      set_busy(false);
+      process_input();
+      return;
+    }
+    begin_data(std::move(frame->fd), frame->get_or("pid", "?"));
+    return;
+  }
+  if (frame->type == protocol::kQueueResult) {
+    std::string status = frame->get_or("status", "temp");
+    std::string text = frame->get_or("text", "qq temporary problem (#4.3.0)");
+    if (!decoder_) {
+      // qmail-queue could not be started: qmail-smtpd's "qqt failure" at DATA.
+      if (queue_request_) context_.queue->cancel(*queue_request_);
+      queue_request_.reset();
+      reply(without_crlf(qmail_reply(status == "perm" ? "554" : "451", text)));
+      set_busy(false);
+      process_input();
+      return;
+    }
+    queue_result_ = {status == "ok" ? "250" : status == "perm" ? "554" : "451", text};
+    stop_writing_message();
+    if (data_complete_) finish_transaction();
+  }
+}
+
+void Session::begin_data(UniqueFd message_pipe, const std::string& qp) {
+  message_pipe_.reset(
+      bufferevent_socket_new(context_.base, message_pipe.release(), BEV_OPT_CLOSE_ON_FREE));
+  bufferevent_setcb(message_pipe_.get(), nullptr, on_pipe_write, on_pipe_event, this);
+  bufferevent_setwatermark(message_pipe_.get(), EV_WRITE, kPipeHighWater / 2, 0);
+  timeval timeout{settings_.timeoutsmtpd, 0};
+  bufferevent_set_timeouts(message_pipe_.get(), nullptr, &timeout);
+  bufferevent_enable(message_pipe_.get(), EV_WRITE);
+  decoder_ = std::make_unique<DataDecoder>(databytes(), static_cast<int>(settings_.maxhops));
+  data_complete_ = false;
+  message_closed_ = false;
+  committed_ = false;
+  queue_result_.reset();
+
+  auto get = [this](const char* name) -> std::optional<std::string> {
+    const std::string* v = env(name);
+    return v ? std::optional<std::string>(*v) : std::nullopt;
+  };
+  ReceivedFacts facts;
+  facts.remote_host = get("TCPREMOTEHOST");
+  facts.helo = helo_;
+  facts.remote_info = get("TCPREMOTEINFO");
+  facts.remote_ip = get("TCPREMOTEIP");
+  facts.local_host = get("TCPLOCALHOST");
+  facts.local_ip = get("TCPLOCALIP");
+  facts.protocol = esmtp_ ? "ESMTP" : "SMTP";
+  facts.when = time(nullptr);
+  std::string received = received_line(facts);
+  bufferevent_write(message_pipe_.get(), received.data(), received.size());
+
+  log::debug("session ", id_, ": DATA into qmail-queue pid ", qp);
+  reply("354 go ahead");
+  flush();
+  phase_ = Phase::kData;
+  set_busy(false);
+  process_input();
+}
+
+void Session::feed_data() {
+  evbuffer* input = bufferevent_get_input(client_.get());
+  std::string decoded;
+  while (evbuffer_get_length(input) > 0) {
+    if (message_pipe_ &&
+        evbuffer_get_length(bufferevent_get_output(message_pipe_.get())) > kPipeHighWater) {
+      return;  // on_pipe_write resumes us once qmail-queue has caught up
+    }
+    evbuffer_iovec chunk;
+    if (evbuffer_peek(input, -1, nullptr, &chunk, 1) < 1) return;
+    decoded.clear();
+    size_t consumed = 0;
+    auto status = decoder_->feed(
+        std::string_view(static_cast<const char*>(chunk.iov_base), chunk.iov_len), &decoded,
+        &consumed);
+    if (status == DataDecoder::Status::kBareLf) {
+      abort_transaction();
+      reply("451 4.5.0 See https://cr.yp.to/docs/smtplf.html.");
+      close_after_flush();
+      return;
+    }
+    if (decoder_->too_big() || decoder_->too_many_hops()) {
+      // The message will be refused: stop feeding qmail-queue now, read on to the dot.
+      if (queue_request_) abort_transaction();
+    } else if (message_pipe_ && !decoded.empty()) {
+      bufferevent_write(message_pipe_.get(), decoded.data(), decoded.size());
+    }
+    evbuffer_drain(input, consumed);
+    if (status == DataDecoder::Status::kEnd) {
+      end_of_data();
+      return;
+    }
+  }
+}
+
+void Session::end_of_data() {
+  data_complete_ = true;
+  phase_ = Phase::kCommands;  // what follows the dot is commands again
+  if (decoder_->too_big()) {
+    abort_transaction();
+    queue_result_ = {"552", "sorry, that message size exceeds my databytes limit (#5.3.4)"};
+  } else if (decoder_->too_many_hops()) {
+    abort_transaction();
+    queue_result_ = {"554", "too many hops, this message is looping (#5.4.6)"};
+  }
+  if (queue_result_) {
+    finish_transaction();
+    return;
+  }
+  set_busy(true);
+  if (message_pipe_ && evbuffer_get_length(bufferevent_get_output(message_pipe_.get())) > 0) {
+    bufferevent_setwatermark(message_pipe_.get(), EV_WRITE, 0, 0);
+    return;  // on_pipe_write commits once the last byte reached qmail-queue
+  }
+  commit_envelope();
+}
+
+void Session::stop_writing_message() {
+  message_pipe_.reset();
+  message_closed_ = true;
+}
+
+void Session::commit_envelope() {
+  stop_writing_message();  // qmail-queue reads the envelope only after EOF on the message
+  if (!queue_request_) {
+    if (!queue_result_) queue_result_ = {"451", "qq temporary problem (#4.3.0)"};
+    finish_transaction();
+    return;
+  }
+  committed_ = true;
+  ipc::Frame frame(protocol::kQueueCommit, 0);
+  size_t budget = 0;
+  for (const auto& recipient : recipients_) {
+    if (budget + recipient.size() > kEnvelopeFrameBudget) {
+      frame.type = protocol::kQueueRecipients;
+      context_.queue->send(*queue_request_, std::move(frame));
+      frame = ipc::Frame(protocol::kQueueCommit, 0);
+      budget = 0;
+    }
+    frame.add("to", recipient);
+    budget += recipient.size() + 4;
+  }
+  frame.attrs.insert(frame.attrs.begin(), {"from", sender_});
+  if (!context_.queue->send(*queue_request_, std::move(frame)) && !queue_result_) {
+    queue_result_ = {"451", "qq temporary problem (#4.3.0)"};
+    finish_transaction();
+  }
+}
+
+void Session::abort_transaction() {
+  if (queue_request_) {
+    context_.queue->send(*queue_request_, ipc::Frame(protocol::kQueueAbort, 0));
+    context_.queue->cancel(*queue_request_);
+    queue_request_.reset();
+  }
+  stop_writing_message();
+}
+
+void Session::finish_transaction() {
+  auto [code, text] = *queue_result_;
+  if (code == "250") {
+    reply("250 2.6.0 " + text);
+    log::info("session ", id_, ": message accepted for ", recipients_.size(),
+              " recipient(s): ", text);
+  } else {
+    reply(without_crlf(qmail_reply(code, text)));
+    log::info("session ", id_, ": message refused: ", text);
+  }
+  if (queue_request_) context_.queue->cancel(*queue_request_);
+  queue_request_.reset();
+  decoder_.reset();
+  queue_result_.reset();
+  data_complete_ = false;
+  committed_ = false;
+  reset_transaction();
+  phase_ = Phase::kCommands;
+  flush();
+  set_busy(false);
+  process_input();
+}
+
+void Session::on_pipe_write(bufferevent*, void* self) {
+  auto* session = static_cast<Session*>(self);
+  if (session->data_complete_) {
+    if (!session->committed_ && !session->queue_result_) session->commit_envelope();
+    return;
+  }
+  session->process_input();  // qmail-queue caught up: decode more of the client's input
+}
+
+void Session::on_pipe_event(bufferevent*, short what, void* self) {
+  auto* session = static_cast<Session*>(self);
+  if (what & BEV_EVENT_TIMEOUT) {
+    // qmail-queue stopped reading: give up rather than queue a truncated message.
+    log::warn("session ", session->id_, ": qmail-queue stopped reading the message");
+    session->abort_transaction();
+    session->queue_result_ = {"451", "qq timeout (#4.3.0)"};
+    if (session->data_complete_) session->finish_transaction();
+    return;
+  }
+  // EPIPE: qmail-queue exited; queue-bridge will report how, and we read on to the dot.
+  session->stop_writing_message();
+  if (session->data_complete_ && !session->committed_) session->commit_envelope();
+}
+
+}  // namespace sppd::smtpd

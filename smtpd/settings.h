@@ -1,0 +1,41 @@
+// ListenerSettings: everything a session on one listener needs from sppd.conf and the
+// listener's qmail control directory, loaded once when the worker starts (before the
+// sandbox; a reload starts new workers). If a control file cannot be read, sessions on that
+// listener answer "421 unable to read controls" instead of running, as qmail-smtpd does.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "smtpd/relay.h"
+#include "smtpd/tcprules.h"
+
+namespace sppd::smtpd {
+
+struct ListenerSettings {
+  config::Listener listener;
+  std::string control_error;  // non-empty: why controls could not be read
+
+  std::vector<std::string> greeting;  // control/smtpgreeting lines, else control/me
+  std::string me;                     // first greeting line: HELO/EHLO/QUIT replies
+  std::string localiphost;            // control/localiphost, else me
+  std::vector<std::string> local_ips;  // this host's addresses, for box@[ip] rewriting
+  std::unique_ptr<RcptHosts> rcpthosts;
+  std::unique_ptr<BadMailFrom> badmailfrom;
+  std::optional<TcpRules> tcprules;
+
+  unsigned long long databytes = 0;  // 0 = unlimited
+  long timeoutsmtpd = 1200;
+  long maxcmdlen = 1000;
+  long maxaddrlen = 900;
+  long maxhops = 100;
+};
+
+// Loads one listener's settings. Never throws: problems end up in control_error and are
+// logged.
+std::unique_ptr<ListenerSettings> load_listener_settings(const config::Listener& listener);
+
+}  // namespace sppd::smtpd

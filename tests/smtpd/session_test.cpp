@@ -1,0 +1,233 @@
+// Tests for smtpd/session: the SMTP state machine driven over a real socketpair, with the
+// queue-bridge boundary faked by a Channel that hands out a real pipe and answers like
+// queue-bridge would. (End-to-end with the real bridge is in tests/integration.)
+#include "smtpd/session.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+
+#include "common/channel.h"
+#include "common/protocol.h"
+#include "smtpd/helper_link.h"
+
+namespace sppd::smtpd {
+namespace {
+
+// A stand-in for queue-bridge: on open, gives the session the write end of a pipe; on
+// commit, reads what arrived and answers with the configured result.
+class FakeQueueBridge {
+ public:
+  FakeQueueBridge(event_base* base, UniqueFd fd)
+      : channel_(base, std::move(fd), [this](ipc::Frame&& f) { on_frame(std::move(f)); },
+                 [](const std::string&) {}) {}
+
+  std::string status = "ok";
+  std::string text = "ok 1700000000 qp 4242";
+  std::string message;
+  std::string sender;
+  std::vector<std::string> recipients;
+  int opens = 0;
+  bool aborted = false;
+
+  void close() { channel_.close(); }
+
+ private:
+  void on_frame(ipc::Frame&& f) {
+    if (f.type == protocol::kQueueOpen) {
+      ++opens;
+      int fds[2];
+      ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+      fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
+      read_end_.reset(fds[0]);
+      ipc::Frame opened(protocol::kQueueOpened, f.request_id);
+      opened.add("pid", "4242");
+      opened.fd = UniqueFd(fds[1]);
+      channel_.send(std::move(opened));
+    } else if (f.type == protocol::kQueueCommit) {
+      char buffer[65536];
+      ssize_t n;
+      while ((n = read(read_end_.get(), buffer, sizeof(buffer))) > 0) message.append(buffer, n);
+      sender = f.get_or("from", "?");
+      for (auto to : f.all("to")) recipients.emplace_back(to);
+      ipc::Frame result(protocol::kQueueResult, f.request_id);
+      result.add("status", status).add("text", text);
+      channel_.send(std::move(result));
+    } else if (f.type == protocol::kQueueAbort) {
+      aborted = true;
+    }
+  }
+  ipc::Channel channel_;
+  UniqueFd read_end_;
+};
+
+class SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_.reset(event_base_new());
+    settings_.listener.name = "test";
+    settings_.listener.remote_host_lookup = false;
+    settings_.greeting = {"mx.example.com"};
+    settings_.me = "mx.example.com";
+    settings_.localiphost = "mx.example.com";
+    settings_.rcpthosts = std::make_unique<RcptHosts>(
+        std::vector<std::string>{"example.com"}, "/nonexistent/morercpthosts.cdb");
+    settings_.badmailfrom = std::make_unique<BadMailFrom>(std::vector<std::string>{"@bad.example"});
+    settings_.databytes = 1000;
+    queue_link_ = std::make_unique<HelperLink>(base_.get(), "queue-bridge");
+    dns_link_ = std::make_unique<HelperLink>(base_.get(), "dnsbl-cache");
+    auto [ours, theirs] = ipc::make_socketpair();
+    queue_link_->attach(std::move(ours));
+    bridge_ = std::make_unique<FakeQueueBridge>(base_.get(), std::move(theirs));
+  }
+
+  void connect() {
+    int fds[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    client_.reset(fds[0]);
+    SessionContext context{base_.get(), queue_link_.get(), dns_link_.get(),
+                           [this](uint64_t) { finished_ = true; }};
+    session_ = std::make_unique<Session>(1, UniqueFd(fds[1]), Endpoint{"192.0.2.7", 40000, false},
+                                         Endpoint{"192.0.2.1", 25, false}, settings_, context);
+    session_->start();
+  }
+
+  void send(const std::string& bytes) {
+    ASSERT_EQ(write(client_.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+
+  // Runs the loop until `lines` complete reply lines arrived (or 5 s passed).
+  std::string replies(size_t lines) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::count(received_.begin(), received_.end(), '\n') < static_cast<long>(lines) &&
+           std::chrono::steady_clock::now() < deadline) {
+      event_base_loop(base_.get(), EVLOOP_NONBLOCK);
+      char buffer[4096];
+      ssize_t n = read(client_.get(), buffer, sizeof(buffer));
+      if (n > 0) received_.append(buffer, n);
+      if (n <= 0) poll(nullptr, 0, 1);
+    }
+    std::string out;
+    for (size_t i = 0; i < lines; ++i) {
+      size_t eol = received_.find('\n');
+      if (eol == std::string::npos) break;
+      out += received_.substr(0, eol + 1);
+      received_.erase(0, eol + 1);
+    }
+    return out;
+  }
+
+  EventBasePtr base_;
+  ListenerSettings settings_;
+  std::unique_ptr<HelperLink> queue_link_, dns_link_;
+  std::unique_ptr<FakeQueueBridge> bridge_;
+  UniqueFd client_;
+  std::unique_ptr<Session> session_;
+  std::string received_;
+  bool finished_ = false;
+};
+
+TEST_F(SessionTest, PipelinedTransactionIsQueuedAndAnswered) {
+  connect();
+  EXPECT_EQ(replies(1), "220 mx.example.com ESMTP\r\n");
+  send("EHLO client.example.org\r\n");
+  EXPECT_EQ(replies(5),
+            "250-mx.example.com\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 1000\r\n"
+            "250 ENHANCEDSTATUSCODES\r\n");
+  send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n");
+  EXPECT_EQ(replies(3), "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n");
+  send("Subject: hi\r\n\r\n..dot line\r\n.\r\nQUIT\r\n");
+  EXPECT_EQ(replies(2), "250 2.6.0 ok 1700000000 qp 4242\r\n221 2.0.0 mx.example.com\r\n");
+  EXPECT_EQ(bridge_->sender, "alice@example.org");
+  EXPECT_EQ(bridge_->recipients, std::vector<std::string>{"bob@example.com"});
+  EXPECT_NE(bridge_->message.find("Received: from unknown (HELO client.example.org) (192.0.2.7)\n"
+                                  "  by 192.0.2.1 with ESMTP; "),
+            std::string::npos);
+  EXPECT_NE(bridge_->message.find("\nSubject: hi\n\n.dot line\n"), std::string::npos);
+  EXPECT_TRUE(finished_);
+}
+
+TEST_F(SessionTest, OrderOfChecksBeforeData) {
+  connect();
+  replies(1);
+  send("RCPT TO:<bob@example.com>\r\nDATA\r\nMAIL FROM:<x@bad.example>\r\n"
+       "RCPT TO:<bob@example.com>\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<c@elsewhere.org>\r\n"
+       "DATA\r\nHELO\r\nFOO\r\n");
+  EXPECT_EQ(replies(9),
+            "503 5.5.1 MAIL first\r\n503 5.5.1 MAIL first\r\n250 2.1.0 ok\r\n"
+            "553 5.7.1 sorry, your envelope sender is in my badmailfrom list\r\n250 2.1.0 ok\r\n"
+            "553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts\r\n"
+            "503 5.5.1 RCPT first\r\n501 5.5.4 syntax error, I need your hostname\r\n"
+            "502 5.5.1 unimplemented\r\n");
+  EXPECT_EQ(bridge_->opens, 0);
+}
+
+TEST_F(SessionTest, OversizedMessageIsRefusedAndAborted) {
+  connect();
+  replies(1);
+  send("MAIL FROM:<a@example.org> SIZE=5000\r\nMAIL FROM:<a@example.org>\r\n"
+       "RCPT TO:<b@example.com>\r\nDATA\r\n");
+  EXPECT_EQ(replies(4),
+            "552 5.3.4 sorry, that message size exceeds my databytes limit\r\n"
+            "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n");
+  send(std::string(2000, 'x') + "\r\n.\r\n");
+  EXPECT_EQ(replies(1), "552 5.3.4 sorry, that message size exceeds my databytes limit\r\n");
+  EXPECT_TRUE(bridge_->aborted);
+}
+
+TEST_F(SessionTest, BareLinefeedInDataIsRefusedAndCloses) {
+  connect();
+  replies(1);
+  send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+  replies(3);
+  send("line one\nline two\r\n.\r\n");
+  EXPECT_EQ(replies(1), "451 4.5.0 See https://cr.yp.to/docs/smtplf.html.\r\n");
+  EXPECT_TRUE(bridge_->aborted);
+  EXPECT_TRUE(finished_);
+}
+
+TEST_F(SessionTest, QueueFailureTextGetsEnhancedCodeInFront) {
+  bridge_->status = "perm";
+  bridge_->text = "envelope address too long for qq (#5.1.3)";
+  connect();
+  replies(1);
+  send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+  replies(3);
+  send("hello\r\n.\r\n");
+  EXPECT_EQ(replies(1), "554 5.1.3 envelope address too long for qq\r\n");
+}
+
+TEST_F(SessionTest, QueueBridgeGoneMeansTemporaryFailure) {
+  bridge_->close();
+  connect();
+  replies(1);
+  send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+  EXPECT_EQ(replies(3), "250 2.1.0 ok\r\n250 2.1.5 ok\r\n451 4.3.0 qqt failure\r\n");
+}
+
+TEST_F(SessionTest, OverlongCommandLineIsRefusedAndSessionContinues) {
+  connect();
+  replies(1);
+  send("NOOP " + std::string(996, 'a') + "\r\n");  // 1001 bytes without CRLF
+  send("NOOP " + std::string(995, 'a') + "\r\n");  // 1000 bytes
+  send(std::string("NO\0OP\r\n", 7));
+  EXPECT_EQ(replies(3),
+            "500 5.5.2 line too long\r\n250 2.0.0 ok\r\n"
+            "500 5.5.2 syntax error, NUL byte in command\r\n");
+}
+
+TEST_F(SessionTest, NullSenderAndRcpthostsMatchExactHostOnly) {
+  connect();
+  replies(1);
+  // "example.com" in rcpthosts does not cover sub.example.com (that needs ".example.com").
+  send("MAIL FROM:<>\r\nRCPT TO:<x@example.com>\r\nRCPT TO:<y@sub.example.com>\r\n");
+  EXPECT_EQ(replies(3),
+            "250 2.1.0 ok\r\n250 2.1.5 ok\r\n"
+            "553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts\r\n");
+}
+
+}  // namespace
+}  // namespace sppd::smtpd
