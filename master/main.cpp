@@ -1,0 +1,100 @@
+// sppd-master: `sppd-master --config PATH`. Reads and checks the config, binds the
+// listeners, then supervises sppd's processes in the foreground, logging to stderr.
+// Runs as root in production (ports < 1024, children switch users themselves).
+// Exit status: 2 for a bad command line or config, 1 if it cannot start, 0 after a shutdown.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "master/listeners.h"
+#include "master/master_log.h"
+#include "master/services.h"
+#include "master/spawn.h"
+#include "master/supervisor.h"
+
+namespace sppd::master {
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitStartFailure = 1;
+
+int usage() {
+  mlog::error("usage: sppd-master --config PATH");
+  return kExitUsage;
+}
+
+int run(int argc, char** argv) {
+  std::string config_path;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      return usage();
+    }
+  }
+  if (config_path.empty()) return usage();
+
+  config::Config config;
+  try {
+    config = config::load(config_path);
+  } catch (const config::ConfigError& e) {
+    mlog::error(e.what());
+    return kExitUsage;
+  }
+  log::set_level(mlog::level_named(config.log_level));
+  // A child's stderr or a channel may close under us; errors are handled where they occur.
+  signal(SIGPIPE, SIG_IGN);
+
+  std::string program_dir;
+  try {
+    program_dir = own_directory();
+  } catch (const std::exception& e) {
+    mlog::error(e.what());
+    return kExitStartFailure;
+  }
+  for (std::string_view service : kServices) {
+    std::string program = program_dir + "/sppd-" + std::string(service);
+    if (access(program.c_str(), X_OK) < 0) {
+      mlog::error("cannot run ", program, ": ", std::strerror(errno),
+                  " (sppd's programs must sit next to sppd-master)");
+      return kExitStartFailure;
+    }
+    if (role_of(service) == Role::kHelper && config.service(std::string(service)).processes != 1) {
+      mlog::warn("[service ", service, "] processes ignored: sppd runs one ", service);
+    }
+  }
+  if (std::string why = prepare_chroot(config); !why.empty()) {
+    mlog::error(why);
+    return kExitStartFailure;
+  }
+
+  ListenerSet listeners;
+  try {
+    listeners = ListenerSet::bind_all(config.listeners);
+  } catch (const ListenError& e) {
+    mlog::error(e.what());
+    return kExitStartFailure;
+  }
+  for (const BoundListener& listener : listeners.items()) {
+    mlog::info("listening on ", listener.bound, " (", listener.name, ")");
+  }
+
+  try {
+    mlog::info("starting with ", config.path, " (pid ", getpid(), ")");
+    Supervisor supervisor(std::move(config), std::move(listeners), program_dir);
+    return supervisor.run();
+  } catch (const std::exception& e) {
+    mlog::error(e.what());
+    return kExitStartFailure;
+  }
+}
+
+}  // namespace
+}  // namespace sppd::master
+
+int main(int argc, char** argv) { return sppd::master::run(argc, argv); }
