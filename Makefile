@@ -27,6 +27,8 @@ build-asan: deps
 # var/Maildir/ through the bundled Maildir queue. Stop it with Ctrl-C.
 run: build
 	mkdir -p var/Maildir/tmp var/Maildir/new var/Maildir/cur var/empty
+	# As root, qmail-queue runs as the queue-bridge user (etc/sppd.conf): it owns the Maildir.
+	if [ "$$(id -u)" -eq 0 ]; then chown -R sppd-queue: var/Maildir; fi
 	exec $(BUILD)/bin/sppd-master --config etc/sppd.conf
 
 test: test-plain test-asan

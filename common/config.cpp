@@ -14,8 +14,8 @@ namespace {
 
 const std::set<std::string> kGlobalKeys = {"qmail_home", "drain_timeout", "log_level"};
 const std::set<std::string> kListenerKeys = {
-    "address",   "control_dir", "tcprules",     "remote_host_lookup", "remote_host_timeout",
-    "local_host", "databytes",  "timeoutsmtpd", "maxcmdlen",          "maxaddrlen",
+    "address",    "control_dir", "tcprules",     "remote_host_lookup", "remote_host_timeout",
+    "local_host", "databytes",   "timeoutsmtpd", "maxcmdlen",          "maxaddrlen",
     "maxhops"};
 // Keys every service accepts, then the ones only some services know.
 const std::set<std::string> kCommonServiceKeys = {"user", "processes"};
@@ -150,7 +150,8 @@ Config parse(const std::string& text, const std::string& path) {
       std::istringstream words(s.substr(1, s.size() - 2));
       std::string kind, name, extra;
       words >> kind >> name >> extra;
-      if (name.empty() || !extra.empty()) p.fail("section header must be [service NAME] or [listener NAME]");
+      if (name.empty() || !extra.empty())
+        p.fail("section header must be [service NAME] or [listener NAME]");
       finish_listener();
       seen_keys.clear();
       listener = nullptr;

@@ -24,23 +24,23 @@ struct Listener {
   std::string name;
   std::string host;  // numeric IPv4 or IPv6, without brackets
   int port = 0;
-  std::string control_dir;       // absolute; qmail control files (me, rcpthosts, ...)
-  std::string tcprules;          // absolute path of a tcprules text file, or empty
+  std::string control_dir;         // absolute; qmail control files (me, rcpthosts, ...)
+  std::string tcprules;            // absolute path of a tcprules text file, or empty
   bool remote_host_lookup = true;  // TCPREMOTEHOST from PTR (tcpserver without -H)
   int remote_host_timeout = 3;     // seconds the greeting may wait for the PTR answer
-  std::string local_host;        // TCPLOCALHOST (tcpserver -l); empty = unset
+  std::string local_host;          // TCPLOCALHOST (tcpserver -l); empty = unset
   // Overrides of the control files of the same names; nullopt = use control/ or default.
   std::optional<long> databytes, timeoutsmtpd, maxcmdlen, maxaddrlen, maxhops;
   int line = 0;
 };
 
 struct Service {
-  std::string name;  // smtpd, queue-bridge, dnsbl-cache, ...
-  std::string user;  // run as this user when the master runs as root; empty = no switch
+  std::string name;    // smtpd, queue-bridge, dnsbl-cache, ...
+  std::string user;    // run as this user when the master runs as root; empty = no switch
   std::string chroot;  // absolute; empty = none (smtpd defaults to /var/lib/sppd/empty)
   int processes = 1;
-  int sessions_per_worker = 50;  // smtpd: concurrent sessions per worker process
-  int max_use = 1000;            // smtpd: sessions before a worker is recycled
+  int sessions_per_worker = 50;                 // smtpd: concurrent sessions per worker process
+  int max_use = 1000;                           // smtpd: sessions before a worker is recycled
   std::map<std::string, std::string> settings;  // service-specific keys (see kServiceKeys)
   int line = 0;
   std::string get(const std::string& key, const std::string& fallback) const;

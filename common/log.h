@@ -14,6 +14,13 @@ enum class Level { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 // Sets the minimum level written; the default is kInfo.
 void set_level(Level level);
 Level level();
+// The Level for a config log_level value (debug, info, warning, error; else info).
+Level level_named(std::string_view name);
+// Prefixes every line of this process with "tag: " (the master tags its own lines;
+// children are tagged by the master's log relay).
+void set_tag(std::string tag);
+// Writes "tag: text\n" with one write(2); control characters in text become '?'.
+void write_tagged(std::string_view tag, std::string_view text);
 // Writes one line "severity: text\n" to fd 2 if level is enabled.
 void write_line(Level level, std::string_view text);
 
@@ -34,7 +41,7 @@ void info(const Args&... args) {
 }
 template <typename... Args>
 void warn(const Args&... args) {
-  write_line(Level::kWarning, concat(args...));
+  if (level() <= Level::kWarning) write_line(Level::kWarning, concat(args...));
 }
 template <typename... Args>
 void error(const Args&... args) {

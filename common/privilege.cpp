@@ -22,7 +22,8 @@ void drop(const Target& target) {
   gid_t gid = 0;
   if (!target.user.empty()) {
     passwd* pw = getpwnam(target.user.c_str());
-    if (!pw) log::fatal("unknown user '", target.user, "' (create it or change user = in sppd.conf)");
+    if (!pw)
+      log::fatal("unknown user '", target.user, "' (create it or change user = in sppd.conf)");
     uid = pw->pw_uid;
     gid = pw->pw_gid;
   }

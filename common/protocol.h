@@ -8,8 +8,8 @@
 namespace sppd::protocol {
 
 // ---- Descriptors every child of the master starts with (master/spawn.cpp sets them up).
-constexpr int kLogFd = 2;        // stderr: a pipe the master reads, one log line per write
-constexpr int kControlFd = 3;    // SOCK_SEQPACKET channel to the master
+constexpr int kLogFd = 2;          // stderr: a pipe the master reads, one log line per write
+constexpr int kControlFd = 3;      // SOCK_SEQPACKET channel to the master
 constexpr int kFirstListenFd = 4;  // smtpd only: listeners at 4, 5, ... in config order
 
 // ---- Child command line: <binary> --config PATH [--listener NAME=FD ...]

@@ -28,13 +28,6 @@ struct Process {
   Resolver* resolver = nullptr;
 };
 
-log::Level level_named(const std::string& name) {
-  if (name == "debug") return log::Level::kDebug;
-  if (name == "warning") return log::Level::kWarning;
-  if (name == "error") return log::Level::kError;
-  return log::Level::kInfo;
-}
-
 ResolverOptions resolver_options(const config::Config& config) {
   ResolverOptions options;
   std::string servers = config.service(kService).get("resolver", "");
@@ -58,7 +51,7 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
   // then the old settings stay until the next restart.
   try {
     config::Config config = config::load(process->config_path);
-    log::set_level(level_named(config.log_level));
+    log::set_level(log::level_named(config.log_level));
     process->resolver->set_servers(resolver_options(config).servers);
     log::info("reloaded configuration");
   } catch (const std::exception& e) {
@@ -91,7 +84,7 @@ int run(int argc, char** argv) {
   } catch (const std::exception& e) {
     log::fatal(e.what());
   }
-  log::set_level(level_named(config.log_level));
+  log::set_level(log::level_named(config.log_level));
   const config::Service& service = config.service(kService);
 
   ares_library_init(ARES_LIB_INIT_ALL);

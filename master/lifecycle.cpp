@@ -6,7 +6,7 @@
 
 #include <set>
 
-#include "master/master_log.h"
+#include "common/log.h"
 #include "master/supervisor.h"
 
 namespace sppd::master {
@@ -19,19 +19,19 @@ constexpr int kReapGrace = 5;           // seconds to wait for SIGKILLed childre
 
 void Supervisor::reload() {
   if (phase_ != Phase::kRunning) {
-    mlog::info("SIGHUP ignored: shutting down");
+    log::info("SIGHUP ignored: shutting down");
     return;
   }
-  mlog::info("reloading configuration from ", config_.path);
+  log::info("reloading configuration from ", config_.path);
   config::Config fresh;
   try {
     fresh = config::load(config_.path);
   } catch (const config::ConfigError& e) {
-    mlog::error("reload failed: ", e.what());
+    log::error("reload failed: ", e.what());
     return;
   }
   if (std::string why = prepare_chroot(fresh); !why.empty()) {
-    mlog::error("reload failed: ", why);
+    log::error("reload failed: ", why);
     return;
   }
   std::set<std::string> before;
@@ -40,18 +40,18 @@ void Supervisor::reload() {
   try {
     next = listeners_.rebind(fresh.listeners);
   } catch (const ListenError& e) {
-    mlog::error("reload failed: ", e.what());
+    log::error("reload failed: ", e.what());
     return;
   }
   for (const auto& gone : listeners_.items()) {
-    mlog::info("closed listener ", gone.name, " on ", gone.bound);
+    log::info("closed listener ", gone.name, " on ", gone.bound);
   }
   for (const auto& item : next.items()) {
-    if (!before.count(item.address)) mlog::info("listening on ", item.bound, " (", item.name, ")");
+    if (!before.count(item.address)) log::info("listening on ", item.bound, " (", item.name, ")");
   }
   listeners_ = std::move(next);
   config_ = std::move(fresh);
-  log::set_level(mlog::level_named(config_.log_level));
+  log::set_level(log::level_named(config_.log_level));
   ++generation_;
 
   // A full new generation first, then the old one is told to finish its sessions and go.
@@ -66,25 +66,25 @@ void Supervisor::reload() {
   for (pid_t pid : old_workers) kill(pid, SIGTERM);
   for (Child* helper : children_.with_role(Role::kHelper)) kill(helper->pid, SIGHUP);
   if (!old_workers.empty()) {
-    mlog::info("told ", old_workers.size(), " old workers to finish their sessions and exit");
+    log::info("told ", old_workers.size(), " old workers to finish their sessions and exit");
   }
-  mlog::info("reloaded configuration (generation ", generation_, ")");
+  log::info("reloaded configuration (generation ", generation_, ")");
 }
 
 void Supervisor::begin_shutdown(int sig) {
   if (phase_ != Phase::kRunning) {
-    mlog::info("received SIG", sigabbrev_np(sig), " again: already stopping");
+    log::info("received SIG", sigabbrev_np(sig), " again: already stopping");
     return;
   }
-  mlog::info("received SIG", sigabbrev_np(sig), ": stopping; closed the listeners");
+  log::info("received SIG", sigabbrev_np(sig), ": stopping; closed the listeners");
   listeners_.clear();
   for (auto& [name, s] : services_) evtimer_del(s.throttle_timer.get());
   phase_ = Phase::kStoppingWorkers;
   forced_ = 0;
   for (Child* helper : children_.with_role(Role::kHelper)) helper->retiring = true;
   int workers = signal_role(Role::kWorker, SIGTERM);
-  mlog::info("sent SIGTERM to ", workers, " workers; waiting up to ", config_.drain_timeout,
-             " s for their sessions to end");
+  log::info("sent SIGTERM to ", workers, " workers; waiting up to ", config_.drain_timeout,
+            " s for their sessions to end");
   arm_shutdown_timer(config_.drain_timeout);
   advance_shutdown();
 }
@@ -94,13 +94,13 @@ void Supervisor::advance_shutdown() {
     phase_ = Phase::kStoppingHelpers;
     forced_ = 0;
     int helpers = signal_role(Role::kHelper, SIGTERM);
-    mlog::info("workers gone; sent SIGTERM to ", helpers, " helpers");
+    log::info("workers gone; sent SIGTERM to ", helpers, " helpers");
     arm_shutdown_timer(kHelperStopTimeout);
   }
   if (phase_ == Phase::kStoppingHelpers && children_.empty()) {
     phase_ = Phase::kDone;
     evtimer_del(shutdown_timer_.get());
-    mlog::info("all children gone");
+    log::info("all children gone");
     event_base_loopexit(base_.get(), nullptr);
   }
 }
@@ -113,28 +113,28 @@ void Supervisor::shutdown_timer_fired() {
   if (phase_ == Phase::kStoppingWorkers) {
     if (forced_++ == 0) {
       int n = signal_role(Role::kWorker, SIGKILL);
-      mlog::warn("drain timeout (", config_.drain_timeout, " s) passed: killed ", n, " workers");
+      log::warn("drain timeout (", config_.drain_timeout, " s) passed: killed ", n, " workers");
       arm_shutdown_timer(kReapGrace);
       return;
     }
     // Killed workers that still are not reaped (stuck in the kernel) must not keep the
     // helpers running forever.
-    mlog::warn(children_.count_role(Role::kWorker), " killed workers not reaped; going on");
+    log::warn(children_.count_role(Role::kWorker), " killed workers not reaped; going on");
     phase_ = Phase::kStoppingHelpers;
     forced_ = 0;
     int helpers = signal_role(Role::kHelper, SIGTERM);
-    mlog::info("sent SIGTERM to ", helpers, " helpers");
+    log::info("sent SIGTERM to ", helpers, " helpers");
     arm_shutdown_timer(kHelperStopTimeout);
     return;
   }
   if (phase_ == Phase::kStoppingHelpers) {
     if (forced_++ == 0) {
       int n = signal_role(Role::kHelper, SIGKILL);
-      mlog::warn("helpers did not stop within ", kHelperStopTimeout, " s: killed ", n);
+      log::warn("helpers did not stop within ", kHelperStopTimeout, " s: killed ", n);
       arm_shutdown_timer(kReapGrace);
       return;
     }
-    mlog::warn(children_.size(), " children not reaped; exiting anyway");
+    log::warn(children_.size(), " children not reaped; exiting anyway");
     phase_ = Phase::kDone;
     event_base_loopexit(base_.get(), nullptr);
   }

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "master/master_log.h"
+#include "common/log.h"
 
 namespace sppd::master {
 
@@ -61,7 +61,7 @@ void LogRelay::on_readable(evutil_socket_t, short, void* self) {
 
 bool LogRelay::read_chunks(int max_reads) {
   if (!pipe_) return false;
-  auto emit = [this](std::string_view line) { mlog::write_tagged(tag_, line); };
+  auto emit = [this](std::string_view line) { log::write_tagged(tag_, line); };
   for (int i = 0; i < max_reads; ++i) {
     char buffer[4096];
     ssize_t n = read(pipe_.get(), buffer, sizeof(buffer));

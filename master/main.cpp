@@ -11,7 +11,6 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "master/listeners.h"
-#include "master/master_log.h"
 #include "master/services.h"
 #include "master/spawn.h"
 #include "master/supervisor.h"
@@ -23,11 +22,12 @@ constexpr int kExitUsage = 2;
 constexpr int kExitStartFailure = 1;
 
 int usage() {
-  mlog::error("usage: sppd-master --config PATH");
+  log::error("usage: sppd-master --config PATH");
   return kExitUsage;
 }
 
 int run(int argc, char** argv) {
+  log::set_tag("sppd-master");
   std::string config_path;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -43,10 +43,10 @@ int run(int argc, char** argv) {
   try {
     config = config::load(config_path);
   } catch (const config::ConfigError& e) {
-    mlog::error(e.what());
+    log::error(e.what());
     return kExitUsage;
   }
-  log::set_level(mlog::level_named(config.log_level));
+  log::set_level(log::level_named(config.log_level));
   // A child's stderr or a channel may close under us; errors are handled where they occur.
   signal(SIGPIPE, SIG_IGN);
 
@@ -54,22 +54,22 @@ int run(int argc, char** argv) {
   try {
     program_dir = own_directory();
   } catch (const std::exception& e) {
-    mlog::error(e.what());
+    log::error(e.what());
     return kExitStartFailure;
   }
   for (std::string_view service : kServices) {
     std::string program = program_dir + "/sppd-" + std::string(service);
     if (access(program.c_str(), X_OK) < 0) {
-      mlog::error("cannot run ", program, ": ", std::strerror(errno),
-                  " (sppd's programs must sit next to sppd-master)");
+      log::error("cannot run ", program, ": ", std::strerror(errno),
+                 " (sppd's programs must sit next to sppd-master)");
       return kExitStartFailure;
     }
     if (role_of(service) == Role::kHelper && config.service(std::string(service)).processes != 1) {
-      mlog::warn("[service ", service, "] processes ignored: sppd runs one ", service);
+      log::warn("[service ", service, "] processes ignored: sppd runs one ", service);
     }
   }
   if (std::string why = prepare_chroot(config); !why.empty()) {
-    mlog::error(why);
+    log::error(why);
     return kExitStartFailure;
   }
 
@@ -77,19 +77,19 @@ int run(int argc, char** argv) {
   try {
     listeners = ListenerSet::bind_all(config.listeners);
   } catch (const ListenError& e) {
-    mlog::error(e.what());
+    log::error(e.what());
     return kExitStartFailure;
   }
   for (const BoundListener& listener : listeners.items()) {
-    mlog::info("listening on ", listener.bound, " (", listener.name, ")");
+    log::info("listening on ", listener.bound, " (", listener.name, ")");
   }
 
   try {
-    mlog::info("starting with ", config.path, " (pid ", getpid(), ")");
+    log::info("starting with ", config.path, " (pid ", getpid(), ")");
     Supervisor supervisor(std::move(config), std::move(listeners), program_dir);
     return supervisor.run();
   } catch (const std::exception& e) {
-    mlog::error(e.what());
+    log::error(e.what());
     return kExitStartFailure;
   }
 }

@@ -13,8 +13,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/log.h"
 #include "common/protocol.h"
-#include "master/master_log.h"
 #include "master/spawn.h"
 
 extern char** environ;
@@ -47,7 +47,7 @@ std::string prepare_chroot(const config::Config& config) {
       std::string why = "cannot create smtpd chroot " + prefix + ": " + std::strerror(errno);
       // Without root there is no chroot to enter: privilege::drop skips it.
       if (geteuid() != 0) {
-        mlog::debug(why, " (not root, so not needed)");
+        log::debug(why, " (not root, so not needed)");
         return "";
       }
       return why;
@@ -88,7 +88,7 @@ int Supervisor::run() {
   for (std::string_view service : kServices) reconcile(service);
   event_base_dispatch(base_.get());
   relay_remaining_logs();
-  mlog::info("stopped");
+  log::info("stopped");
   return 0;
 }
 
@@ -148,7 +148,7 @@ void Supervisor::reconcile(std::string_view service) {
 
 void Supervisor::throttle(ServiceState& s, std::chrono::seconds delay, std::string_view why) {
   if (delay.count() == 0) return;
-  mlog::warn("service ", s.name, ": ", why, ", throttling restarts for ", delay.count(), " s");
+  log::warn("service ", s.name, ": ", why, ", throttling restarts for ", delay.count(), " s");
   timeval tv{static_cast<time_t>(delay.count()), 0};
   evtimer_add(s.throttle_timer.get(), &tv);
 }
@@ -157,7 +157,7 @@ bool Supervisor::start_child(std::string_view service) {
   const std::string program = program_dir_ + "/sppd-" + std::string(service);
   int log_pipe[2];
   if (pipe2(log_pipe, O_CLOEXEC) < 0) {
-    mlog::error("cannot start ", program, ": pipe: ", std::strerror(errno));
+    log::error("cannot start ", program, ": pipe: ", std::strerror(errno));
     return false;
   }
   UniqueFd log_read(log_pipe[0]), log_write(log_pipe[1]);
@@ -165,7 +165,7 @@ bool Supervisor::start_child(std::string_view service) {
   try {
     control = ipc::make_socketpair();
   } catch (const std::exception& e) {
-    mlog::error("cannot start ", program, ": ", e.what());
+    log::error("cannot start ", program, ": ", e.what());
     return false;
   }
 
@@ -187,7 +187,7 @@ bool Supervisor::start_child(std::string_view service) {
   std::string why;
   pid_t pid = spawn(request, &why);
   if (pid < 0) {
-    mlog::error("cannot start ", program, ": ", why);
+    log::error("cannot start ", program, ": ", why);
     return false;
   }
 
@@ -205,7 +205,7 @@ bool Supervisor::start_child(std::string_view service) {
       [this, pid](ipc::Frame&& frame) { on_control_frame(pid, std::move(frame)); },
       [this, pid](const std::string& why) { on_control_closed(pid, why); });
   Child& stored = children_.add(std::move(child));
-  mlog::info("started ", tag_of(service, pid), " (generation ", generation_, ")");
+  log::info("started ", tag_of(service, pid), " (generation ", generation_, ")");
   broker_new_child(stored);
   return true;
 }
@@ -228,8 +228,8 @@ void Supervisor::broker(Child& worker, Child& helper) {
   try {
     ends = ipc::make_socketpair();
   } catch (const std::exception& e) {
-    mlog::error("cannot connect ", tag_of(worker.service, worker.pid), " to ",
-                tag_of(helper.service, helper.pid), ": ", e.what());
+    log::error("cannot connect ", tag_of(worker.service, worker.pid), " to ",
+               tag_of(helper.service, helper.pid), ": ", e.what());
     return;
   }
   ipc::Frame to_helper(protocol::kNewClient, 0);
@@ -240,8 +240,8 @@ void Supervisor::broker(Child& worker, Child& helper) {
   to_worker.fd = std::move(ends.second);
   helper.control->send(std::move(to_helper));
   worker.control->send(std::move(to_worker));
-  mlog::debug("connected ", tag_of(worker.service, worker.pid), " to ",
-              tag_of(helper.service, helper.pid));
+  log::debug("connected ", tag_of(worker.service, worker.pid), " to ",
+             tag_of(helper.service, helper.pid));
 }
 
 void Supervisor::on_control_frame(pid_t pid, ipc::Frame&& frame) {
@@ -251,13 +251,13 @@ void Supervisor::on_control_frame(pid_t pid, ipc::Frame&& frame) {
     if (!child->served) {
       child->served = true;
       state(child->service).policy.on_served();
-      mlog::debug(tag_of(child->service, pid), " served its first client");
+      log::debug(tag_of(child->service, pid), " served its first client");
     }
     return;
   }
   // Status from children is gossip (Postfix master_status.c): note it, never act on it.
-  mlog::warn(tag_of(child->service, pid), " sent an unexpected frame (type ", frame.type,
-             "); ignored");
+  log::warn(tag_of(child->service, pid), " sent an unexpected frame (type ", frame.type,
+            "); ignored");
 }
 
 void Supervisor::on_control_closed(pid_t pid, const std::string& why) {
@@ -268,9 +268,9 @@ void Supervisor::on_control_closed(pid_t pid, const std::string& why) {
   bool gone = why == "peer closed the channel" || why.ends_with(std::strerror(EPIPE)) ||
               why.ends_with(std::strerror(ECONNRESET));
   if (gone) {
-    mlog::debug("control channel of ", tag_of(child->service, pid), " closed");
+    log::debug("control channel of ", tag_of(child->service, pid), " closed");
   } else {
-    mlog::warn("control channel of ", tag_of(child->service, pid), " closed: ", why);
+    log::warn("control channel of ", tag_of(child->service, pid), " closed: ", why);
   }
 }
 
@@ -283,7 +283,7 @@ void Supervisor::reap() {
 void Supervisor::on_child_exit(pid_t pid, int status) {
   Child child = children_.remove(pid);
   if (child.service.empty()) {
-    mlog::debug("reaped unknown process ", pid, " (", describe_status(status), ")");
+    log::debug("reaped unknown process ", pid, " (", describe_status(status), ")");
     return;
   }
   // Its last words first, then the news of its death.
@@ -293,9 +293,9 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
   bool normal = child.retiring || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
   std::string text = tag_of(child.service, pid) + " " + describe_status(status);
   if (normal) {
-    mlog::info(text);
+    log::info(text);
   } else {
-    mlog::warn(text);
+    log::warn(text);
   }
   child.control.reset();
   if (phase_ != Phase::kRunning) {

@@ -15,13 +15,6 @@
 namespace sppd::queue_bridge {
 namespace {
 
-log::Level parse_level(const std::string& name) {
-  if (name == "debug") return log::Level::kDebug;
-  if (name == "warning") return log::Level::kWarning;
-  if (name == "error") return log::Level::kError;
-  return log::Level::kInfo;
-}
-
 // qmail-queue's program and arguments: split on whitespace, no shell (BRIEF "Paths").
 std::vector<std::string> split_command(const std::string& command) {
   std::istringstream words(command);
@@ -48,7 +41,7 @@ Settings settings_from(const config::Config& config) {
   if (settings.queue_timeout < 1) fail("queue_timeout must be at least 1 second");
   settings.error_fd = static_cast<int>(service.get_long("error_fd", 6));
   if (settings.error_fd < 3 || settings.error_fd > 255) fail("error_fd must be between 3 and 255");
-  settings.log_level = parse_level(config.log_level);
+  settings.log_level = log::level_named(config.log_level);
   return settings;
 }
 

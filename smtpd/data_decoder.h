@@ -23,8 +23,8 @@ class DataDecoder {
   // (kBareLf). Once too_big() is true, decoded bytes are no longer appended.
   Status feed(std::string_view input, std::string* output, size_t* consumed);
 
-  bool too_big() const { return too_big_; }    // more than max_bytes decoded bytes
-  int hops() const { return hops_; }           // Received/Delivered lines in the header
+  bool too_big() const { return too_big_; }  // more than max_bytes decoded bytes
+  int hops() const { return hops_; }         // Received/Delivered lines in the header
   bool too_many_hops() const { return hops_ >= max_hops_; }
   unsigned long long bytes() const { return bytes_; }
 

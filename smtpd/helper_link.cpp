@@ -53,8 +53,8 @@ void HelperLink::on_close(const std::string& why) {
   // Destroy the channel later, not inside its own callback.
   event_base_once(
       base_, -1, EV_TIMEOUT,
-      [](evutil_socket_t, short, void* p) { delete static_cast<ipc::Channel*>(p); },
-      dead.release(), nullptr);
+      [](evutil_socket_t, short, void* p) { delete static_cast<ipc::Channel*>(p); }, dead.release(),
+      nullptr);
 }
 
 }  // namespace sppd::smtpd

@@ -22,7 +22,8 @@ extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
 namespace {
 
 void usage() {
-  sppd::log::fatal("usage: sppd-smtpd --config FILE --listener NAME=FD ... (started by sppd-master)");
+  sppd::log::fatal(
+      "usage: sppd-smtpd --config FILE --listener NAME=FD ... (started by sppd-master)");
 }
 
 }  // namespace
@@ -45,6 +46,8 @@ int main(int argc, char** argv) {
   }
   if (config_path.empty()) usage();
   signal(SIGPIPE, SIG_IGN);
+  // Reloads and shutdowns come from the master as SIGTERM; a stray HUP must not kill us.
+  signal(SIGHUP, SIG_IGN);
 
   sppd::config::Config config;
   try {
@@ -52,7 +55,7 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     sppd::log::fatal(e.what());
   }
-  if (config.log_level == "debug") sppd::log::set_level(sppd::log::Level::kDebug);
+  sppd::log::set_level(sppd::log::level_named(config.log_level));
 
   sppd::EventBasePtr base(event_base_new());
   if (!base) sppd::log::fatal("cannot create the event loop");

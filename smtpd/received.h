@@ -19,8 +19,8 @@ struct ReceivedFacts {
   time_t when = 0;
 };
 
-// "Received: from REMOTEHOST (HELO x) (INFO@IP)\n  by LOCAL with PROTO; 14 Nov 2023 22:13:20 -0000\n"
-// with qmail's safeput (bytes outside A-Za-z0-9.@%+/=:-[] become '?') and its rules for
+// "Received: from REMOTEHOST (HELO x) (INFO@IP)\n  by LOCAL with PROTO; 14 Nov 2023 22:13:20
+// -0000\n" with qmail's safeput (bytes outside A-Za-z0-9.@%+/=:-[] become '?') and its rules for
 // when "(HELO x)" and "INFO@" appear.
 std::string received_line(const ReceivedFacts& facts);
 

@@ -34,7 +34,8 @@ Session::Session(uint64_t id, UniqueFd client, Endpoint remote, Endpoint local,
   set_env("PROTO", remote_.ipv6 ? "TCP6" : "TCP");
   set_env("TCPLOCALIP", local_.ip);
   set_env("TCPLOCALPORT", std::to_string(local_.port));
-  if (!settings_.listener.local_host.empty()) set_env("TCPLOCALHOST", settings_.listener.local_host);
+  if (!settings_.listener.local_host.empty())
+    set_env("TCPLOCALHOST", settings_.listener.local_host);
   set_env("TCPREMOTEIP", remote_.ip);
   set_env("TCPREMOTEPORT", std::to_string(remote_.port));
 }

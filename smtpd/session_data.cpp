@@ -121,9 +121,9 @@ void Session::feed_data() {
     if (evbuffer_peek(input, -1, nullptr, &chunk, 1) < 1) return;
     decoded.clear();
     size_t consumed = 0;
-    auto status = decoder_->feed(
-        std::string_view(static_cast<const char*>(chunk.iov_base), chunk.iov_len), &decoded,
-        &consumed);
+    auto status =
+        decoder_->feed(std::string_view(static_cast<const char*>(chunk.iov_base), chunk.iov_len),
+                       &decoded, &consumed);
     if (status == DataDecoder::Status::kBareLf) {
       abort_transaction();
       reply("451 4.5.0 See https://cr.yp.to/docs/smtplf.html.");

@@ -55,9 +55,10 @@ std::unique_ptr<ListenerSettings> load_listener_settings(const config::Listener&
     s->rcpthosts = std::make_unique<RcptHosts>(rcpthosts, dir + "morercpthosts.cdb");
     s->badmailfrom = std::make_unique<BadMailFrom>(control::read_lines(dir + "badmailfrom"));
 
-    s->databytes = static_cast<unsigned long long>(
-        listener.databytes.value_or(control::read_long(dir + "databytes", 0)));
-    s->timeoutsmtpd = listener.timeoutsmtpd.value_or(control::read_long(dir + "timeoutsmtpd", 1200));
+    s->databytes = static_cast<unsigned long long>(listener.databytes.value_or(
+        control::read_long(dir + "databytes", ListenerSettings::kDefaultDatabytes)));
+    s->timeoutsmtpd =
+        listener.timeoutsmtpd.value_or(control::read_long(dir + "timeoutsmtpd", 1200));
     if (s->timeoutsmtpd <= 0) s->timeoutsmtpd = 1;  // qmail: <= 0 becomes 1
     s->maxcmdlen = listener.maxcmdlen.value_or(control::read_long(dir + "maxcmdlen", 1000));
     s->maxaddrlen = listener.maxaddrlen.value_or(control::read_long(dir + "maxaddrlen", 900));

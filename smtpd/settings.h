@@ -19,15 +19,17 @@ struct ListenerSettings {
   config::Listener listener;
   std::string control_error;  // non-empty: why controls could not be read
 
-  std::vector<std::string> greeting;  // control/smtpgreeting lines, else control/me
-  std::string me;                     // first greeting line: HELO/EHLO/QUIT replies
-  std::string localiphost;            // control/localiphost, else me
+  std::vector<std::string> greeting;   // control/smtpgreeting lines, else control/me
+  std::string me;                      // first greeting line: HELO/EHLO/QUIT replies
+  std::string localiphost;             // control/localiphost, else me
   std::vector<std::string> local_ips;  // this host's addresses, for box@[ip] rewriting
   std::unique_ptr<RcptHosts> rcpthosts;
   std::unique_ptr<BadMailFrom> badmailfrom;
   std::optional<TcpRules> tcprules;
 
-  unsigned long long databytes = 0;  // 0 = unlimited
+  // DECISIONS.md: limits are on by default (qmail's databytes default is 0 = unlimited).
+  static constexpr long kDefaultDatabytes = 20000000;
+  unsigned long long databytes = kDefaultDatabytes;  // 0 = unlimited
   long timeoutsmtpd = 1200;
   long maxcmdlen = 1000;
   long maxaddrlen = 900;

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -53,15 +54,16 @@ Worker::Worker(event_base* base, const config::Config& config,
     listening->fd = std::move(inherited.fd);
     evutil_make_socket_nonblocking(listening->fd.get());
     listening->settings = load_listener_settings(*listener);
-    listening->accept_event.reset(event_new(base_, listening->fd.get(), EV_READ | EV_PERSIST,
-                                            on_accept, listening.get()));
+    listening->accept_event.reset(
+        event_new(base_, listening->fd.get(), EV_READ | EV_PERSIST, on_accept, listening.get()));
     listeners_.push_back(std::move(listening));
   }
   control_ = std::make_unique<ipc::Channel>(
       base_, std::move(control), [this](ipc::Frame&& f) { on_control_frame(std::move(f)); },
       [this](const std::string& why) { drain(("master channel closed: " + why).c_str()); });
   reap_event_.reset(event_new(
-      base_, -1, 0, [](evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->reap_sessions(); },
+      base_, -1, 0,
+      [](evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->reap_sessions(); },
       this));
   term_event_.reset(evsignal_new(
       base_, SIGTERM,
@@ -98,11 +100,16 @@ void Worker::accept_from(Listening& listening) {
       break;
     }
     UniqueFd client(fd);
+    // Replies are written as whole batches already; Nagle would hold a 354 that follows
+    // pipelined 250s until the client's delayed ACK (about 40 ms).
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     sockaddr_storage local{};
     socklen_t local_length = sizeof(local);
     getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length);
     uint64_t id = ++sessions_started_;
-    SessionContext context{base_, &queue_, &dns_, [this](uint64_t done) { session_finished(done); }};
+    SessionContext context{base_, &queue_, &dns_,
+                           [this](uint64_t done) { session_finished(done); }};
     auto session = std::make_unique<Session>(id, std::move(client), endpoint_of(remote),
                                              endpoint_of(local), *listening.settings, context);
     Session* started = session.get();

@@ -22,8 +22,9 @@ namespace {
 class FakeQueueBridge {
  public:
   FakeQueueBridge(event_base* base, UniqueFd fd)
-      : channel_(base, std::move(fd), [this](ipc::Frame&& f) { on_frame(std::move(f)); },
-                 [](const std::string&) {}) {}
+      : channel_(
+            base, std::move(fd), [this](ipc::Frame&& f) { on_frame(std::move(f)); },
+            [](const std::string&) {}) {}
 
   std::string status = "ok";
   std::string text = "ok 1700000000 qp 4242";
@@ -73,8 +74,8 @@ class SessionTest : public ::testing::Test {
     settings_.greeting = {"mx.example.com"};
     settings_.me = "mx.example.com";
     settings_.localiphost = "mx.example.com";
-    settings_.rcpthosts = std::make_unique<RcptHosts>(
-        std::vector<std::string>{"example.com"}, "/nonexistent/morercpthosts.cdb");
+    settings_.rcpthosts = std::make_unique<RcptHosts>(std::vector<std::string>{"example.com"},
+                                                      "/nonexistent/morercpthosts.cdb");
     settings_.badmailfrom = std::make_unique<BadMailFrom>(std::vector<std::string>{"@bad.example"});
     settings_.databytes = 1000;
     queue_link_ = std::make_unique<HelperLink>(base_.get(), "queue-bridge");
@@ -153,9 +154,10 @@ TEST_F(SessionTest, PipelinedTransactionIsQueuedAndAnswered) {
 TEST_F(SessionTest, OrderOfChecksBeforeData) {
   connect();
   replies(1);
-  send("RCPT TO:<bob@example.com>\r\nDATA\r\nMAIL FROM:<x@bad.example>\r\n"
-       "RCPT TO:<bob@example.com>\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<c@elsewhere.org>\r\n"
-       "DATA\r\nHELO\r\nFOO\r\n");
+  send(
+      "RCPT TO:<bob@example.com>\r\nDATA\r\nMAIL FROM:<x@bad.example>\r\n"
+      "RCPT TO:<bob@example.com>\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<c@elsewhere.org>\r\n"
+      "DATA\r\nHELO\r\nFOO\r\n");
   EXPECT_EQ(replies(9),
             "503 5.5.1 MAIL first\r\n503 5.5.1 MAIL first\r\n250 2.1.0 ok\r\n"
             "553 5.7.1 sorry, your envelope sender is in my badmailfrom list\r\n250 2.1.0 ok\r\n"
@@ -168,8 +170,9 @@ TEST_F(SessionTest, OrderOfChecksBeforeData) {
 TEST_F(SessionTest, OversizedMessageIsRefusedAndAborted) {
   connect();
   replies(1);
-  send("MAIL FROM:<a@example.org> SIZE=5000\r\nMAIL FROM:<a@example.org>\r\n"
-       "RCPT TO:<b@example.com>\r\nDATA\r\n");
+  send(
+      "MAIL FROM:<a@example.org> SIZE=5000\r\nMAIL FROM:<a@example.org>\r\n"
+      "RCPT TO:<b@example.com>\r\nDATA\r\n");
   EXPECT_EQ(replies(4),
             "552 5.3.4 sorry, that message size exceeds my databytes limit\r\n"
             "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n");

@@ -1,0 +1,15 @@
+#!/bin/sh
+# sppd benchmarks: sppd from the build dir (SPPD_BIN_DIR, default build/bin) on loopback,
+# driven by Postfix's smtp-source (the postfix package is installed for this tool only and
+# is never started) and a small latency client. Prints one table; see bench/README.md.
+# Usage: bench/run.sh [--quick] [--size BYTES] [--only null/2x50/a,...]
+#   BENCH_SCALE=0.5 bench/run.sh   scales every message count.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -x /usr/sbin/smtp-source ]; then
+  echo "bench: /usr/sbin/smtp-source missing: run scripts/install-deps.sh (package postfix)" >&2
+  exit 1
+fi
+export SPPD_BIN_DIR="${SPPD_BIN_DIR:-$here/../build/bin}"
+export PYTHONDONTWRITEBYTECODE=1
+exec /usr/bin/python3 "$here/bench.py" "$@"

@@ -1,0 +1,791 @@
+# Integration test harness: builds a hermetic sppd instance in a temp dir (sppd.conf on a
+# free loopback port, control/, tcprules, a Maildir, fake qmail-queue scripts), starts the
+# real sppd-master from SPPD_BIN_DIR, and gives tests an SMTP client, the Maildir, the
+# process table and signals. Every wait is a condition with a deadline, never a bare sleep.
+# On teardown the master gets SIGTERM; its log is printed when a test failed, and any
+# sanitizer report in the log fails the test.
+import dataclasses
+import datetime
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+SOURCE_DIR = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(os.environ.get("SPPD_BIN_DIR") or SOURCE_DIR / "build" / "bin").resolve()
+IS_ROOT = os.geteuid() == 0
+
+# Service -> the system user it runs as when the master is root (scripts/install-deps.sh).
+SERVICE_USERS = {"smtpd": "sppd-smtpd", "queue-bridge": "sppd-queue", "dnsbl-cache": "sppd-dns"}
+PROGRAMS = {"smtpd": "sppd-smtpd", "queue-bridge": "sppd-queue-bridge",
+            "dnsbl-cache": "sppd-dnsbl-cache"}
+
+START_TIMEOUT = 30.0    # master start until the first 220 (generous for ASan builds)
+REPLY_TIMEOUT = 15.0    # one SMTP reply
+MESSAGE_TIMEOUT = 15.0  # a message to appear in Maildir/new
+EXIT_TIMEOUT = 30.0     # processes to exit after a signal
+
+SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                      "SUMMARY: UndefinedBehaviorSanitizer", "runtime error:")
+
+# The Received line sppd writes first into every message (BRIEF "Received line").
+MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
+RECEIVED_RE = re.compile(
+    rb"Received: from (?P<host>[^ \n]+)(?: \(HELO (?P<helo>[^\n]*?)\))? \((?P<ip>[^)\n]*)\)\n"
+    rb"  by (?P<local>[^ \n]+) with (?P<proto>[A-Z]+); "
+    rb"(?P<date>(?:[1-9]|[12][0-9]|3[01]) (?:" + MONTHS.encode() + rb") [0-9]{4} "
+    rb"[0-2][0-9]:[0-5][0-9]:[0-6][0-9]) -0000\n")
+QUEUED_RE = re.compile(r"^250 2\.6\.0 ok (?P<time>[0-9]+) qp (?P<pid>[0-9]+)$")
+
+
+def wait_for(predicate, timeout, what, interval=0.02):
+    """Polls predicate until it returns something truthy; fails the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port(host="127.0.0.1"):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def ipv6_loopback_available():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def asan_build():
+    """True if the programs under test were built with AddressSanitizer."""
+    try:
+        return b"__asan_init" in (BIN_DIR / "sppd-master").read_bytes()
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# /proc helpers
+
+def proc_stat(pid):
+    """Fields of /proc/PID/stat after the command name: [0] = state, [1] = ppid, ..."""
+    data = Path(f"/proc/{pid}/stat").read_text()
+    return data[data.rindex(")") + 2:].split()
+
+
+def proc_status(pid):
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        out[key] = value.strip()
+    return out
+
+
+def proc_name(pid):
+    """Basename of argv[0]; '' for a zombie or a process that is gone."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return ""
+    return os.path.basename(argv0.decode(errors="replace"))
+
+
+def process_table():
+    """pid -> ppid for every live process."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                table[int(entry)] = int(proc_stat(entry)[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    return table
+
+
+def children_of(pid):
+    return sorted(p for p, parent in process_table().items() if parent == pid)
+
+
+def descendants_of(pid):
+    table = process_table()
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [p for p, pp in table.items() if pp == parent]
+        found.extend(kids)
+        frontier.extend(kids)
+    return sorted(found)
+
+
+def alive(pid):
+    try:
+        return proc_stat(pid)[0] != "Z"
+    except OSError:
+        return False
+
+
+def vm_hwm_kib(pid):
+    try:
+        return int(proc_status(pid).get("VmHWM", "0 kB").split()[0])
+    except (OSError, ValueError):
+        return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# SMTP client for raw dialogues
+
+@dataclasses.dataclass
+class Reply:
+    code: int
+    lines: list  # full reply lines without CRLF, e.g. ["250-sppd.test", "250 8BITMIME"]
+
+    @property
+    def line(self):
+        """The reply as one string (lines joined with \\n)."""
+        return "\n".join(self.lines)
+
+    def __str__(self):
+        return self.line
+
+
+class SmtpConnection:
+    """A raw SMTP client: bytes in, replies out. Reads the greeting on connect by default."""
+
+    def __init__(self, host, port, timeout=REPLY_TIMEOUT, greet=True, source=None):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.connect((host, port))
+        self.buffer = b""
+        self.greeting = self.read_reply() if greet else None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.sock.close()
+
+    @property
+    def local_port(self):
+        return self.sock.getsockname()[1]
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("server closed the connection")
+        self.buffer += chunk
+
+    def recv_chunk(self):
+        """The next bytes as the socket delivers them (for checking batched replies)."""
+        if self.buffer:
+            chunk, self.buffer = self.buffer, b""
+            return chunk
+        self._fill()
+        chunk, self.buffer = self.buffer, b""
+        return chunk
+
+    def read_line(self):
+        while b"\r\n" not in self.buffer:
+            self._fill()
+        line, _, self.buffer = self.buffer.partition(b"\r\n")
+        return line.decode("utf-8", errors="replace")
+
+    def read_reply(self):
+        lines = []
+        while True:
+            line = self.read_line()
+            lines.append(line)
+            assert len(line) >= 3 and line[:3].isdigit(), f"not an SMTP reply line: {line!r}"
+            if len(line) == 3 or line[3] == " ":
+                return Reply(int(line[:3]), lines)
+            assert line[3] == "-", f"bad continuation in reply line: {line!r}"
+
+    def read_replies(self, n):
+        return [self.read_reply() for _ in range(n)]
+
+    def cmd(self, line):
+        """Sends one command line (CRLF added) and returns its reply."""
+        self.send(line.encode() + b"\r\n" if isinstance(line, str) else line + b"\r\n")
+        return self.read_reply()
+
+    def expect(self, line, *expected):
+        """Sends a command and asserts the reply lines are exactly `expected`."""
+        reply = self.cmd(line)
+        shown = line if len(line) < 80 else line[:60] + f"...({len(line)} bytes)"
+        assert reply.lines == list(expected), f"after {shown!r}"
+        return reply
+
+    def expect_closed(self, timeout=REPLY_TIMEOUT):
+        """Waits for the server to close; returns whatever bytes came before the close."""
+        self.sock.settimeout(timeout)
+        data, self.buffer = self.buffer, b""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+        except ConnectionResetError:
+            return data
+        except socket.timeout:
+            raise AssertionError(f"server did not close the connection within {timeout}s "
+                                 f"(got {data!r})") from None
+
+    def transaction(self, mail_from, rcpts, message, mail_params=""):
+        """MAIL, RCPT..., DATA, message (CRLF lines, dot-stuffed by the caller), '.';
+        asserts the envelope is accepted and returns the reply to the final dot."""
+        self.expect(f"MAIL FROM:<{mail_from}>{mail_params}", "250 2.1.0 ok")
+        for rcpt in rcpts:
+            self.expect(f"RCPT TO:<{rcpt}>", "250 2.1.5 ok")
+        self.expect("DATA", "354 go ahead")
+        self.send(message if isinstance(message, bytes) else message.encode())
+        self.send(b".\r\n")
+        return self.read_reply()
+
+
+# ---------------------------------------------------------------------------------------------
+# Maildir messages written by sppd-maildir-queue
+
+@dataclasses.dataclass
+class Message:
+    path: Path
+    return_path: str     # sender, "" for <>
+    recipients: list     # Delivered-To values in order
+    data: bytes          # the bytes qmail-queue got on fd 0: Received line + message
+
+    @property
+    def received(self):
+        m = RECEIVED_RE.match(self.data)
+        assert m, f"message does not start with a Received line: {self.data[:200]!r}"
+        return m
+
+    @property
+    def body(self):
+        """The client's message after CRLF->LF and dot-unstuffing (without our Received)."""
+        return self.data[self.received.end():]
+
+
+def parse_message(path):
+    raw = Path(path).read_bytes()
+    first, _, rest = raw.partition(b"\n")
+    m = re.fullmatch(rb"Return-Path: <(.*)>", first)
+    assert m, f"{path}: does not start with Return-Path: {raw[:100]!r}"
+    recipients = []
+    while rest.startswith(b"Delivered-To: "):
+        line, _, rest = rest.partition(b"\n")
+        recipients.append(line[len(b"Delivered-To: "):].decode())
+    return Message(Path(path), m.group(1).decode(), recipients, rest)
+
+
+def expect_received(message, helo="client.test", host="unknown", ip="127.0.0.1",
+                    local="127.0.0.1", proto="ESMTP"):
+    """Asserts the exact Received line (date checked to be now, in UTC)."""
+    m = message.received
+    date = m.group("date").decode()
+    helo_part = f" (HELO {helo})" if helo is not None else ""
+    expected = f"Received: from {host}{helo_part} ({ip})\n  by {local} with {proto}; {date} -0000\n"
+    assert message.data[:m.end()].decode() == expected
+    when = datetime.datetime.strptime(date, "%d %b %Y %H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc)
+    skew = abs(when.timestamp() - time.time())
+    assert skew < 300, f"Received date {date} is {skew:.0f}s away from now (must be UTC)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fake qmail-queue programs (shell scripts in <dir>/queue/, output in <dir>/out/)
+
+SCRIPTED_QUEUE = r"""#!/bin/sh
+# Fake qmail-queue steered by headers in the message it receives:
+#   X-Exit: N       read message and envelope, exit N;  X-Exit: kill  -> SIGKILL itself
+#   X-Error: text   first write text to fd 6 (or X-Error-Fd: n), for exit 82/88
+#   X-Sleep: N      sleep N seconds after reading the message
+# Without X-Exit the message goes to the bundled Maildir queue.
+out=@OUT@
+msg=$(mktemp "$out/msg.XXXXXX") || exit 53
+cat > "$msg"
+: > "$out/started.$$"
+field() { sed -n "s/^$1: //p" "$msg" | head -n 1; }
+code=$(field X-Exit)
+error=$(field X-Error)
+errfd=$(field X-Error-Fd)
+pause=$(field X-Sleep)
+[ -n "$pause" ] && sleep "$pause"
+if [ -z "$code" ]; then
+  exec 0< "$msg"
+  rm -f "$msg"
+  exec @MAILDIRQUEUE@ Maildir
+fi
+rm -f "$msg"
+cat <&1 > /dev/null
+[ -n "$error" ] && eval "printf '%s' \"\$error\" >&${errfd:-6}"
+[ "$code" = kill ] && kill -9 $$
+exit "$code"
+"""
+
+HANG_QUEUE = """#!/bin/sh
+# Fake qmail-queue that never finishes (reads nothing, keeps its pid).
+exec sleep 60
+"""
+
+ENVDUMP_QUEUE = """#!/bin/sh
+# Fake qmail-queue: records its environment, uid and cwd in @OUT@/env.<pid>, then queues the
+# message with the bundled Maildir queue (exec keeps the pid, so "qp <pid>" names the file).
+env > "@OUT@/env.$$.tmp"
+echo "SPPD_TEST_UID=$(id -u)" >> "@OUT@/env.$$.tmp"
+echo "SPPD_TEST_CWD=$(pwd -P)" >> "@OUT@/env.$$.tmp"
+mv "@OUT@/env.$$.tmp" "@OUT@/env.$$"
+exec @MAILDIRQUEUE@ Maildir
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# The instance
+
+class Sppd:
+    """One hermetic sppd: a temp dir with sppd.conf, control/, tcprules, Maildir, queue/.
+
+    Options (all optional):
+      glob, smtpd, queue_bridge, dnsbl_cache: dicts merged into that sppd.conf section;
+      listener: dict merged into [listener smtp]; extra_listeners: {name: dict};
+        an address may contain "{free}", replaced by a free port on that host;
+      control: {file: text or None} merged into control/ (None removes the file);
+      tcprules: text of the tcprules file;
+      queue: "maildir" (bundled), "scripted", "hang", "envdump" or a full qmail_queue value;
+      run_as: user name to run the master as (only when the tests run as root).
+    """
+
+    def __init__(self, options=None):
+        options = dict(options or {})
+        self.dir = Path(os.path.realpath(tempfile.mkdtemp(prefix="sppd-test-")))
+        os.chmod(self.dir, 0o755)
+        self.run_as = options.pop("run_as", None)
+        if self.run_as and not IS_ROOT:
+            self.run_as = None
+        self.master = None
+        self.exit_code = None
+        self.failed_start = None
+        self.log_path = self.dir / "sppd.log"
+        self.conf_path = self.dir / "sppd.conf"
+        self.control_dir = self.dir / "control"
+        self.maildir = self.dir / "Maildir"
+        self.out_dir = self.dir / "out"
+        self.tcprules_path = self.dir / "tcp.smtp"
+        self.known_pids = set()
+
+        drop_privileges = IS_ROOT and not self.run_as
+        self.glob = {"qmail_home": str(self.dir), "drain_timeout": "10", "log_level": "info"}
+        self.smtpd = {"processes": "2", "sessions_per_worker": "50", "chroot": str(self.dir / "empty")}
+        self.queue_bridge = {}
+        self.dnsbl_cache = {}
+        if drop_privileges:
+            self.smtpd["user"] = SERVICE_USERS["smtpd"]
+            self.queue_bridge["user"] = SERVICE_USERS["queue-bridge"]
+            self.dnsbl_cache["user"] = SERVICE_USERS["dnsbl-cache"]
+        # No PTR lookups by default: loopback has no reverse zone here, and tests must not
+        # depend on the machine's resolver. test_dns.py turns them on against its own server.
+        self.listeners = {"smtp": {"address": "127.0.0.1:{free}", "control_dir": "control",
+                                   "tcprules": "tcp.smtp", "remote_host_lookup": "no"}}
+        self.control = {"me": "sppd.test", "smtpgreeting": "mx.sppd.test",
+                        "rcpthosts": "example.com\n.example.net\n", "databytes": "10485760"}
+        self.tcprules = "# no rules: every client is allowed, with no extra environment\n"
+        self.queue = "maildir"
+
+        self.glob.update(options.pop("glob", {}))
+        self.smtpd.update(options.pop("smtpd", {}))
+        self.queue_bridge.update(options.pop("queue_bridge", {}))
+        self.dnsbl_cache.update(options.pop("dnsbl_cache", {}))
+        self.listeners["smtp"].update(options.pop("listener", {}))
+        self.listeners.update(options.pop("extra_listeners", {}))
+        self.control.update(options.pop("control", {}))
+        self.tcprules = options.pop("tcprules", self.tcprules)
+        self.queue = options.pop("queue", self.queue)
+        assert not options, f"unknown Sppd options: {sorted(options)}"
+        self.addresses = {}  # listener name -> (host, port)
+        self._choose_ports()
+
+    # ---- files
+
+    def _choose_ports(self):
+        for name, settings in self.listeners.items():
+            template = settings["address"]
+            host = template[1:template.index("]")] if template.startswith("[") else \
+                template.rpartition(":")[0]
+            port = free_port(host) if "{free}" in template else int(template.rpartition(":")[2])
+            settings["resolved_address"] = template.replace("{free}", str(port))
+            self.addresses[name] = (host, port)
+
+    @property
+    def host(self):
+        return self.addresses["smtp"][0]
+
+    @property
+    def port(self):
+        return self.addresses["smtp"][1]
+
+    def queue_command(self):
+        maildir_queue = f"{BIN_DIR}/sppd-maildir-queue Maildir"
+        return {"maildir": maildir_queue,
+                "scripted": f"{self.dir}/queue/scripted",
+                "hang": f"{self.dir}/queue/hang",
+                "envdump": f"{self.dir}/queue/envdump"}.get(self.queue, self.queue)
+
+    def config_text(self):
+        def section(header, settings):
+            lines = [header] if header else []
+            lines += [f"{k} = {v}" for k, v in settings.items()
+                      if v is not None and k != "resolved_address"]
+            return "\n".join(lines) + "\n"
+
+        bridge = {"qmail_queue": self.queue_command(), **self.queue_bridge}
+        parts = ["# sppd.conf written by tests/integration/conftest.py\n",
+                 section("", self.glob),
+                 section("[service smtpd]", self.smtpd),
+                 section("[service queue-bridge]", bridge),
+                 section("[service dnsbl-cache]", self.dnsbl_cache)]
+        for name, settings in self.listeners.items():
+            settings = {**settings, "address": settings["resolved_address"]}
+            parts.append(section(f"[listener {name}]", settings))
+        return "\n".join(parts)
+
+    def write_control(self, name, text):
+        """Writes (or with None removes) control/NAME; kept across restart()."""
+        self.control[name] = text
+        path = self.control_dir / name
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(text if text.endswith("\n") or text == "" else text + "\n")
+            os.chmod(path, 0o644)
+
+    def write_tcprules(self, text):
+        self.tcprules = text
+        self.tcprules_path.write_text(text)
+        os.chmod(self.tcprules_path, 0o644)
+
+    def write_config(self):
+        self.conf_path.write_text(self.config_text())
+        os.chmod(self.conf_path, 0o644)
+
+    def write_files(self):
+        for d in (self.control_dir, self.dir / "empty", self.dir / "queue", self.out_dir):
+            d.mkdir(exist_ok=True)
+            os.chmod(d, 0o755)
+        os.chmod(self.out_dir, 0o777)  # fake queues (as sppd-queue) write here
+        for sub in ("tmp", "new", "cur"):
+            (self.maildir / sub).mkdir(parents=True, exist_ok=True)
+        for name, text in list(self.control.items()):
+            if text is not None:  # None: leave the control file out (use sppd's default)
+                self.write_control(name, text)
+        self.write_tcprules(self.tcprules)
+        scripts = {"scripted": SCRIPTED_QUEUE, "hang": HANG_QUEUE, "envdump": ENVDUMP_QUEUE}
+        for name, text in scripts.items():
+            path = self.dir / "queue" / name
+            path.write_text(text.replace("@OUT@", str(self.out_dir))
+                            .replace("@MAILDIRQUEUE@", str(BIN_DIR / "sppd-maildir-queue")))
+            os.chmod(path, 0o755)
+        self.write_config()
+        owner = None
+        if self.run_as:
+            owner = pwd.getpwnam(self.run_as)
+        elif IS_ROOT and "user" in self.queue_bridge:
+            owner = pwd.getpwnam(self.queue_bridge["user"])
+        if owner:
+            tree = self.dir if self.run_as else self.maildir
+            for root, dirs, files in os.walk(tree):
+                for name in [root, *[os.path.join(root, n) for n in dirs + files]]:
+                    os.lchown(name, owner.pw_uid, owner.pw_gid)
+
+    # ---- process control
+
+    def command(self):
+        cmd = [str(BIN_DIR / "sppd-master"), "--config", str(self.conf_path)]
+        if self.run_as:
+            pw = pwd.getpwnam(self.run_as)
+            cmd = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
+                   "--", *cmd]
+        return cmd
+
+    def start(self, wait=True):
+        """Writes the files and starts the master; waits for a 220 unless wait=False."""
+        for attempt in range(3):
+            self.write_files()
+            log = open(self.log_path, "ab")
+            self.master = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
+                                           stderr=log, cwd=self.dir, start_new_session=True)
+            log.close()
+            self.exit_code = None
+            if not wait:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except AssertionError:
+                if self.master.poll() is not None and "in use" in self.log() and attempt < 2:
+                    self._choose_ports()  # another test took our port between bind and start
+                    continue
+                raise
+        return self
+
+    def wait_ready(self, timeout=START_TIMEOUT, listener="smtp"):
+        """Waits until a connection to the listener gets a 220 greeting."""
+        host, port = self.addresses[listener]
+
+        def greeted():
+            if self.master.poll() is not None:
+                raise AssertionError(f"sppd-master exited with {self.master.returncode} "
+                                     f"during start-up:\n{self.log_tail()}")
+            try:
+                with SmtpConnection(host, port, timeout=10) as c:
+                    ok = c.greeting.code == 220
+                    c.send(b"QUIT\r\n")
+                    return ok
+            except (OSError, EOFError, AssertionError):
+                return False
+
+        wait_for(greeted, timeout, f"a 220 greeting on {host}:{port}", interval=0.05)
+        self.known_pids.update(self.descendants())
+
+    def signal(self, sig):
+        self.master.send_signal(sig)
+
+    def reload(self):
+        """SIGHUP: the master re-reads sppd.conf and control files for new work."""
+        self.signal(signal.SIGHUP)
+
+    def wait_exit(self, timeout=EXIT_TIMEOUT):
+        try:
+            self.exit_code = self.master.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"sppd-master still running {timeout}s after the signal") from None
+        return self.exit_code
+
+    def stop(self, timeout=EXIT_TIMEOUT):
+        """SIGTERM, wait for the master and every child to be gone (SIGKILL stragglers)."""
+        if self.master is None:
+            return None
+        pids = set(self.descendants()) | self.known_pids
+        if self.master.poll() is None:
+            self.master.send_signal(signal.SIGTERM)
+            try:
+                self.exit_code = self.master.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.master.kill()
+                self.exit_code = self.master.wait()
+                print(f"sppd-master did not exit within {timeout}s of SIGTERM; killed it")
+        else:
+            self.exit_code = self.master.returncode
+        leftovers = [p for p in pids if alive(p)]
+        try:
+            wait_for(lambda: not any(alive(p) for p in leftovers), 10, "children to exit")
+        except AssertionError:
+            for p in leftovers:
+                if alive(p):
+                    print(f"child {p} ({proc_name(p)}) outlived the master; killing it")
+                    os.kill(p, signal.SIGKILL)
+        return self.exit_code
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    # ---- processes
+
+    @property
+    def pid(self):
+        return self.master.pid
+
+    def children(self):
+        """{pid: program name} of the master's direct children."""
+        out = {}
+        for p in children_of(self.master.pid):
+            name = proc_name(p)
+            if name:
+                out[p] = name
+        return out
+
+    def descendants(self):
+        return descendants_of(self.master.pid) if self.master else []
+
+    def pids(self, program):
+        return sorted(p for p, name in self.children().items() if name == program)
+
+    def wait_pids(self, program, count, exclude=(), timeout=START_TIMEOUT):
+        """Waits until `count` children run `program`, none of them in `exclude`."""
+        def ready():
+            pids = self.pids(program)
+            return pids if len(pids) == count and not set(pids) & set(exclude) else None
+        pids = wait_for(ready, timeout, f"{count} x {program} (excluding {sorted(exclude)})",
+                        interval=0.05)
+        self.known_pids.update(pids)
+        return pids
+
+    # ---- clients
+
+    def connect(self, listener="smtp", wait_listening=False, **kwargs):
+        """An SmtpConnection to a listener. wait_listening: retry while the port refuses
+        connections (the master has not bound it yet), up to START_TIMEOUT."""
+        host, port = self.addresses[listener]
+        if not wait_listening:
+            return SmtpConnection(host, port, **kwargs)
+
+        def attempt():
+            try:
+                return SmtpConnection(host, port, **kwargs)
+            except ConnectionRefusedError:
+                if self.master.poll() is not None:
+                    raise AssertionError(f"sppd-master exited with {self.master.returncode}:\n"
+                                         f"{self.log_tail()}") from None
+                return None
+        return wait_for(attempt, START_TIMEOUT, f"{host}:{port} to accept connections")
+
+    def deliver(self, message, mail_from="alice@client.test", rcpts=("bob@example.com",),
+                helo="EHLO client.test"):
+        """One whole session: greeting, HELO/EHLO, transaction, QUIT. Returns the final reply."""
+        with self.connect() as c:
+            assert c.greeting.code == 220
+            c.cmd(helo)
+            reply = c.transaction(mail_from, rcpts, message)
+            c.cmd("QUIT")
+            return reply
+
+    # ---- Maildir
+
+    def new_files(self):
+        return sorted((self.maildir / "new").iterdir(), key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+    def tmp_files(self):
+        return sorted((self.maildir / "tmp").iterdir())
+
+    def wait_messages(self, count, timeout=MESSAGE_TIMEOUT):
+        """Waits for `count` files in Maildir/new and returns them parsed (oldest first)."""
+        wait_for(lambda: len(self.new_files()) >= count, timeout,
+                 f"{count} message(s) in {self.maildir}/new")
+        files = self.new_files()
+        assert len(files) == count, f"expected {count} messages, found {len(files)}"
+        return [parse_message(f) for f in files]
+
+    def env_of_queue(self, queued_reply):
+        """The environment the envdump queue recorded, for the qp pid in a 250 reply."""
+        m = QUEUED_RE.match(queued_reply.line)
+        assert m, f"not a queued reply: {queued_reply.line!r}"
+        path = self.out_dir / f"env.{m.group('pid')}"
+        wait_for(path.exists, MESSAGE_TIMEOUT, f"{path}")
+        env = {}
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                env[key] = value
+        return env
+
+    # ---- log
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=200):
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def sanitizer_reports(self):
+        return [line for line in self.log().splitlines()
+                if any(p in line for p in SANITIZER_PATTERNS)]
+
+
+class SppdFactory:
+    """Creates instances (started unless start=False) and tears them all down."""
+
+    def __init__(self):
+        self.instances = []
+
+    def __call__(self, start=True, **options):
+        instance = Sppd(options)
+        self.instances.append(instance)
+        if start:
+            instance.start()
+        return instance
+
+    def teardown(self, failed):
+        problems = []
+        for s in self.instances:
+            s.stop()
+            reports = s.sanitizer_reports()
+            if reports:
+                problems.append(f"sanitizer reports in {s.log_path}:\n" + "\n".join(reports[:20]))
+            if failed or reports:
+                print(f"\n===== sppd log {s.log_path} (last 200 lines) =====\n{s.log_tail()}",
+                      file=sys.stderr)
+                print(f"===== config {s.conf_path} =====\n{s.config_text()}", file=sys.stderr)
+            else:
+                shutil.rmtree(s.dir, ignore_errors=True)
+        if problems:
+            pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
+def _failed(node):
+    return any(getattr(node, "rep_" + when, None) is not None and
+               getattr(node, "rep_" + when).failed for when in ("setup", "call"))
+
+
+@pytest.fixture
+def make_sppd(request):
+    """Factory: make_sppd(**options) -> a started Sppd (see Sppd for the options)."""
+    if not (BIN_DIR / "sppd-master").exists():
+        pytest.fail(f"{BIN_DIR}/sppd-master not found: build first or set SPPD_BIN_DIR")
+    factory = SppdFactory()
+    yield factory
+    factory.teardown(_failed(request.node))
+
+
+@pytest.fixture
+def sppd(make_sppd):
+    """A started instance with the default configuration."""
+    return make_sppd()
+
+
+@pytest.fixture(scope="module")
+def module_factory(request):
+    """A factory shared by one test module (for instances many tests can share)."""
+    if not (BIN_DIR / "sppd-master").exists():
+        pytest.fail(f"{BIN_DIR}/sppd-master not found: build first or set SPPD_BIN_DIR")
+    factory = SppdFactory()
+    failed_before = request.session.testsfailed
+    yield factory
+    factory.teardown(request.session.testsfailed > failed_before)
