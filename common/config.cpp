@@ -23,6 +23,7 @@ const std::map<std::string, std::set<std::string>> kServiceKeys = {
     {"smtpd", {"chroot", "sessions_per_worker", "max_use"}},
     {"queue-bridge", {"qmail_queue", "queue_timeout", "error_fd"}},
     {"dnsbl-cache", {"resolver", "chroot"}},
+    {"pluginrunner", {"plugin_timeout", "max_output"}},
 };
 
 std::string trim(const std::string& s) {
@@ -211,8 +212,10 @@ Config parse(const std::string& text, const std::string& path) {
           service->max_use = static_cast<int>(p.number(key, value, 1, 100000000));
         } else if (key == "chroot") {
           service->chroot = normalize(p.absolute(value));
-        } else if (key == "queue_timeout" || key == "error_fd") {
-          p.number(key, value, key == "error_fd" ? 3 : 1, 86400 * 7);
+        } else if (key == "queue_timeout" || key == "error_fd" || key == "plugin_timeout" ||
+                   key == "max_output") {
+          long min = key == "error_fd" ? 3 : key == "plugin_timeout" ? 0 : 1;
+          p.number(key, value, min, key == "max_output" ? 1L << 30 : 86400 * 7);
           service->settings[key] = value;
         } else {
           service->settings[key] = value;
@@ -257,7 +260,7 @@ Config parse(const std::string& text, const std::string& path) {
   for (auto& l : config.listeners) {
     if (l.control_dir.empty()) l.control_dir = config.qmail_home + "/control";
   }
-  for (const char* required : {"smtpd", "queue-bridge", "dnsbl-cache"}) {
+  for (const char* required : {"smtpd", "queue-bridge", "dnsbl-cache", "pluginrunner"}) {
     if (!config.services.count(required)) {
       Service& s = config.services[required];
       s.name = required;

@@ -23,8 +23,9 @@ constexpr uint16_t kServed = 1;
 // attrs: worker_pid
 constexpr uint16_t kNewClient = 2;
 // master -> smtpd worker: fd = a (new) channel to a helper. attrs: service
-// ("queue-bridge" | "dnsbl-cache"). Sent at worker start and again whenever that helper
-// restarts; the worker replaces any old channel for that service.
+// ("queue-bridge" | "dnsbl-cache" | "pluginrunner"), helper_pid. Sent at worker start and
+// again whenever a helper restarts. For a singleton service the worker replaces its old
+// channel; pluginrunner is a pool, so the worker keeps one channel per helper_pid.
 constexpr uint16_t kHelperChannel = 3;
 
 // ---- smtpd worker <-> queue-bridge (request_id chosen by the worker, echoed in replies)
@@ -52,5 +53,25 @@ constexpr uint16_t kQueueResult = 15;
 constexpr uint16_t kDnsPtr = 20;
 // cache -> worker: attrs: status ("ok" | "none" | "error"), name (lower-case, if ok)
 constexpr uint16_t kDnsPtrResult = 21;
+
+// ---- smtpd worker <-> pluginrunner (qmail-spp plugins; spec/qmail-spp.md)
+// worker -> runner: read a plugin file (SPPCONFFILE or control/smtpplugins) with qmail's
+// control-file rules; a relative path is relative to qmail_home. attrs: path
+constexpr uint16_t kPluginConfig = 30;
+// runner -> worker: attrs: status ("ok" | "missing" | "error"), error (why, if "error"),
+//   plugin (repeated, in file order: the section letter then the config line, e.g.
+//   "rplugins/ifauthskip" or "r:plugins/rblspp -r zone"). Only sections c h m r d a are
+//   returned; lines of other sections never run (qmail-spp's dummy list).
+constexpr uint16_t kPluginConfigResult = 31;
+// worker -> runner: run one section's plugins in order. attrs: section (c|h|m|r|d|a),
+//   session (the worker's session id, for log lines), plugin (repeated config lines),
+//   env (repeated "NAME=value": the session environment the first plugin sees)
+constexpr uint16_t kPluginRun = 32;
+// runner -> worker: attrs: command (repeated: every command that took effect, in order,
+//   as the plugin printed it without its line end, e.g. "HX-Spam: yes", "SFOO=bar",
+//   "E550 no"; the last is the terminating one if any), failure (optional: qmail-spp's
+//   text for a plugin that crashed, timed out or could not run, e.g.
+//   "qmail-spp failure: plugins/x: child crashed (#4.3.0)").
+constexpr uint16_t kPluginResult = 33;
 
 }  // namespace sppd::protocol

@@ -64,7 +64,8 @@ int run(int argc, char** argv) {
                  " (sppd's programs must sit next to sppd-master)");
       return kExitStartFailure;
     }
-    if (role_of(service) == Role::kHelper && config.service(std::string(service)).processes != 1) {
+    if (role_of(service) == Role::kHelper && !is_pool(service) &&
+        config.service(std::string(service)).processes != 1) {
       log::warn("[service ", service, "] processes ignored: sppd runs one ", service);
     }
   }

@@ -8,6 +8,8 @@ namespace sppd::master {
 
 Role role_of(std::string_view service) { return service == kSmtpd ? Role::kWorker : Role::kHelper; }
 
+bool is_pool(std::string_view service) { return service == kPluginRunner; }
+
 void RestartPolicy::on_served() { next_delay_ = kFirstDelay; }
 
 std::chrono::seconds RestartPolicy::on_death(bool served, Clock::time_point now) {

@@ -117,8 +117,8 @@ Supervisor::ServiceState& Supervisor::state(std::string_view service) {
 }
 
 int Supervisor::desired(std::string_view service) const {
-  // Helpers are singletons: every worker holds exactly one channel per helper service.
-  if (role_of(service) == Role::kHelper) return 1;
+  // Singleton helpers: every worker holds exactly one channel per such service.
+  if (role_of(service) == Role::kHelper && !is_pool(service)) return 1;
   return config_.service(std::string(service)).processes;
 }
 
@@ -237,6 +237,7 @@ void Supervisor::broker(Child& worker, Child& helper) {
   to_helper.fd = std::move(ends.first);
   ipc::Frame to_worker(protocol::kHelperChannel, 0);
   to_worker.add("service", helper.service);
+  to_worker.add("helper_pid", std::to_string(helper.pid));
   to_worker.fd = std::move(ends.second);
   helper.control->send(std::move(to_helper));
   worker.control->send(std::move(to_worker));

@@ -34,6 +34,8 @@ class HelperLink {
   bool send(uint32_t request_id, ipc::Frame&& frame);
   // Forgets a request: its callback is not called again.
   void cancel(uint32_t request_id);
+  // Requests waiting for their answer (the pool sends new work to the least busy link).
+  size_t pending() const { return pending_.size(); }
 
  private:
   void on_frame(ipc::Frame&& frame);

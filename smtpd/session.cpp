@@ -43,6 +43,7 @@ Session::Session(uint64_t id, UniqueFd client, Endpoint remote, Endpoint local,
 Session::~Session() {
   if (lookup_request_ && context_.dns) context_.dns->cancel(*lookup_request_);
   if (queue_request_ && context_.queue) context_.queue->cancel(*queue_request_);
+  if (plugin_request_ && context_.plugins) context_.plugins->cancel(*plugin_request_);
 }
 
 const std::string* Session::env(const std::string& name) const {
@@ -60,6 +61,10 @@ void Session::set_env(const std::string& name, std::string value) {
     }
   }
   env_.emplace_back(name, std::move(value));
+}
+
+void Session::unset_env(const std::string& name) {
+  std::erase_if(env_, [&name](const auto& entry) { return entry.first == name; });
 }
 
 void Session::start() {
@@ -126,13 +131,19 @@ void Session::apply_rules_and_greet() {
       for (const auto& [name, value] : rule->env) set_env(name, value);
     }
   }
+  load_plugins();  // then the [connection] plugins, then greet()
+}
+
+void Session::greet(bool banner) {
   phase_ = Phase::kCommands;
-  std::string greeting;
-  for (size_t i = 0; i + 1 < settings_.greeting.size(); ++i) {
-    greeting += "220-" + settings_.greeting[i] + "\r\n";
+  if (banner) {
+    std::string greeting;
+    for (size_t i = 0; i + 1 < settings_.greeting.size(); ++i) {
+      greeting += "220-" + settings_.greeting[i] + "\r\n";
+    }
+    greeting += "220 " + settings_.greeting.back() + " ESMTP";
+    reply(greeting);
   }
-  greeting += "220 " + settings_.greeting.back() + " ESMTP";
-  reply(greeting);
   flush();
   bufferevent_enable(client_.get(), EV_READ);
   process_input();
@@ -228,6 +239,8 @@ void Session::finish(const char* why) {
   if (lookup_request_) context_.dns->cancel(*lookup_request_);
   lookup_request_.reset();
   lookup_timer_.reset();
+  if (plugin_request_) context_.plugins->cancel(*plugin_request_);
+  plugin_request_.reset();
   message_pipe_.reset();
   client_.reset();  // closes the connection; safe inside libevent's own callback
   log::info("session ", id_, ": end (", why, ")");

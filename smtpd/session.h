@@ -1,7 +1,8 @@
 // Session: one SMTP client, from accept to close, with qmail-smtpd's behaviour (spec
-// qmail-protocols.md §2) and sppd's reply style (DECISIONS.md). The engine is split along
-// its states: session.cpp (connect, input, replies, close), session_commands.cpp (commands
-// before DATA), session_data.cpp (DATA streaming into qmail-queue and the final reply).
+// qmail-protocols.md §2), qmail-spp 0.42's plugin hooks (spec qmail-spp.md) and sppd's reply
+// style (DECISIONS.md). The engine is split along its states: session.cpp (connect, input,
+// replies, close), session_commands.cpp (commands before DATA), session_data.cpp (DATA
+// streaming into qmail-queue and the final reply), session_plugins.cpp (qmail-spp).
 // Runs in the sandboxed worker; all waiting is on libevent (PTR answer, queue-bridge), so
 // one session never blocks another. Errors from the peer are SMTP replies, never
 // exceptions; a helper that is unavailable gives a 4xx.
@@ -19,17 +20,21 @@
 #include "common/fd.h"
 #include "common/frame.h"
 #include "smtpd/data_decoder.h"
+#include "smtpd/helper_pool.h"
 #include "smtpd/settings.h"
 
 namespace sppd::smtpd {
 
 class HelperLink;
+class HelperPool;
 
 // What a session needs from its worker.
 struct SessionContext {
   event_base* base = nullptr;
   HelperLink* queue = nullptr;
   HelperLink* dns = nullptr;
+  HelperPool* plugins = nullptr;
+  std::string log_tag;  // "<worker pid>/" : prefixes the session id in plugin log lines
   // Called once when the session has ended; the worker destroys it later.
   std::function<void(uint64_t id)> on_finished;
 };
@@ -73,6 +78,9 @@ class Session {
   static void on_event(bufferevent*, short what, void* self);
   const std::string* env(const std::string& name) const;
   void set_env(const std::string& name, std::string value);
+  void unset_env(const std::string& name);
+  // Starts the command phase, with the 220 banner unless a [connection] plugin refused.
+  void greet(bool banner);
 
   // --- session_commands.cpp: commands before DATA
   void handle_command(const std::string& line);
@@ -84,6 +92,23 @@ class Session {
   void cmd_quit();
   void reset_transaction();
   unsigned long long databytes() const;
+
+  // --- session_plugins.cpp: qmail-spp
+  // How a section's plugins decided (spec qmail-spp.md §5.5): go on with qmail's checks,
+  // go on but skip them (O), the command is refused (its reply is already queued), or the
+  // connection is closing (R, D).
+  enum class PluginVerdict { kAccept, kSkipChecks, kRefused, kClosing };
+  using PluginContinuation = std::function<void(PluginVerdict)>;
+  struct LaterErrors {  // an L-queue: shown at every MAIL/RCPT/DATA until reset
+    std::string text;
+    bool shown = false;
+  };
+  void load_plugins();
+  void on_plugin_config(ipc::Frame* frame);
+  void run_plugins(char section, PluginContinuation then);
+  PluginVerdict apply_plugin_result(char section, const ipc::Frame& result);
+  bool refuse_with_later_errors(LaterErrors& queue);
+  void reset_plugin_transaction();
 
   // --- session_data.cpp: the message
   void on_queue_frame(ipc::Frame* frame);
@@ -119,6 +144,17 @@ class Session {
   bool sender_badmailfrom_ = false;
   std::string sender_;
   std::vector<std::string> recipients_;
+
+  // qmail-spp state (lifetimes in spec qmail-spp.md §6)
+  bool plugins_enabled_ = false;                       // a plugin file was loaded (NOSPP unset)
+  bool plugins_running_ = true;                        // false for the rest of the session after A
+  std::vector<std::pair<char, std::string>> plugins_;  // section letter, config line
+  std::optional<HelperPool::Ticket> plugin_request_;
+  std::string plugin_headers_;  // H lines for the next message
+  LaterErrors later_mail_, later_rcpt_, later_data_;
+  int rcpt_count_ = 0;          // recipients accepted in this transaction
+  int rcpt_count_all_ = 0;      // RCPTs that reached the plugins, accepted or not
+  std::string plugin_address_;  // the MAIL/RCPT address plugins may change with C
 
   // DATA transaction state
   std::optional<uint32_t> queue_request_;

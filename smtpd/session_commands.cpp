@@ -64,24 +64,28 @@ void Session::cmd_helo(const std::string& arg, bool esmtp) {
     reply("501 5.5.4 syntax error, I need your hostname");
     return;
   }
-  helo_ = arg;
-  esmtp_ = esmtp;
-  reset_transaction();
-  if (!esmtp) {
-    reply("250 " + settings_.me);
-    return;
-  }
-  // The keyword list is data, so later capabilities (STARTTLS, AUTH) slot in without ever
-  // producing a malformed multi-line reply.
-  std::vector<std::string> keywords = {"PIPELINING", "8BITMIME"};
-  unsigned long long limit = databytes();
-  keywords.push_back(limit ? "SIZE " + std::to_string(limit) : "SIZE");
-  keywords.push_back("ENHANCEDSTATUSCODES");
-  std::string text = "250-" + settings_.me;
-  for (size_t i = 0; i < keywords.size(); ++i) {
-    text += (i + 1 < keywords.size() ? "\r\n250-" : "\r\n250 ") + keywords[i];
-  }
-  reply(text);
+  set_env("SMTPHELOHOST", arg);  // qmail-spp: before the plugins, even when they are off
+  run_plugins('h', [this, arg, esmtp](PluginVerdict verdict) {
+    if (verdict == PluginVerdict::kRefused || verdict == PluginVerdict::kClosing) return;
+    helo_ = arg;
+    esmtp_ = esmtp;
+    reset_transaction();
+    if (!esmtp) {
+      reply("250 " + settings_.me);
+      return;
+    }
+    // The keyword list is data, so later capabilities (STARTTLS, AUTH) slot in without
+    // ever producing a malformed multi-line reply.
+    std::vector<std::string> keywords = {"PIPELINING", "8BITMIME"};
+    unsigned long long limit = databytes();
+    keywords.push_back(limit ? "SIZE " + std::to_string(limit) : "SIZE");
+    keywords.push_back("ENHANCEDSTATUSCODES");
+    std::string text = "250-" + settings_.me;
+    for (size_t i = 0; i < keywords.size(); ++i) {
+      text += (i + 1 < keywords.size() ? "\r\n250-" : "\r\n250 ") + keywords[i];
+    }
+    reply(text);
+  });
 }
 
 void Session::cmd_mail(const std::string& arg) {
@@ -96,11 +100,22 @@ void Session::cmd_mail(const std::string& arg) {
     reply("552 5.3.4 sorry, that message size exceeds my databytes limit");
     return;
   }
-  sender_ = parsed->address;
-  sender_badmailfrom_ = !sender_.empty() && settings_.badmailfrom->listed(sender_);
-  seen_mail_ = true;
-  recipients_.clear();
-  reply("250 2.1.0 ok");
+  if (refuse_with_later_errors(later_mail_)) return;  // an LM from an earlier plugin
+  rcpt_count_ = 0;
+  rcpt_count_all_ = 0;
+  plugin_address_ = parsed->address;
+  if (plugins_enabled_ && plugins_running_) set_env("SMTPMAILFROM", plugin_address_);
+  run_plugins('m', [this](PluginVerdict verdict) {
+    if (verdict == PluginVerdict::kRefused || verdict == PluginVerdict::kClosing) return;
+    sender_ = plugin_address_;  // a plugin's C replaces the sender
+    // O skips badmailfrom; unlike qmail-spp it also clears an earlier MAIL's verdict
+    // (DECISIONS.md), so no stale flag refuses this transaction.
+    sender_badmailfrom_ = verdict != PluginVerdict::kSkipChecks && !sender_.empty() &&
+                          settings_.badmailfrom->listed(sender_);
+    seen_mail_ = true;
+    recipients_.clear();
+    reply("250 2.1.0 ok");
+  });
 }
 
 void Session::cmd_rcpt(const std::string& arg) {
@@ -118,15 +133,30 @@ void Session::cmd_rcpt(const std::string& arg) {
     reply("553 5.7.1 sorry, your envelope sender is in my badmailfrom list");
     return;
   }
-  std::string recipient = parsed->address;
-  if (const std::string* relayclient = env("RELAYCLIENT")) {
-    recipient += *relayclient;  // qmail appends RELAYCLIENT's value to every recipient
-  } else if (!settings_.rcpthosts->allowed(recipient)) {
-    reply("553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts");
-    return;
-  }
-  recipients_.push_back(std::move(recipient));
-  reply("250 2.1.5 ok");
+  // rcpthosts is decided on the address the client gave, before any plugin's C.
+  bool allowed = env("RELAYCLIENT") || settings_.rcpthosts->allowed(parsed->address);
+  if (refuse_with_later_errors(later_rcpt_)) return;
+  ++rcpt_count_all_;
+  // qmail-spp exports these for every RCPT that gets this far, plugins or not; the count
+  // excludes the current recipient (so it is one behind at DATA, as plugins expect).
+  set_env("SMTPRCPTCOUNT", std::to_string(rcpt_count_));
+  set_env("SMTPRCPTCOUNTALL", std::to_string(rcpt_count_all_));
+  set_env("SMTPRCPTHOSTSOK", allowed ? "1" : "0");
+  plugin_address_ = parsed->address;
+  if (plugins_enabled_ && plugins_running_) set_env("SMTPRCPTTO", plugin_address_);
+  run_plugins('r', [this, allowed](PluginVerdict verdict) {
+    if (verdict == PluginVerdict::kRefused || verdict == PluginVerdict::kClosing) return;
+    std::string recipient = plugin_address_;
+    if (const std::string* relayclient = env("RELAYCLIENT")) {
+      recipient += *relayclient;  // qmail appends RELAYCLIENT's value to every recipient
+    } else if (verdict != PluginVerdict::kSkipChecks && !allowed) {
+      reply("553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts");
+      return;
+    }
+    ++rcpt_count_;
+    recipients_.push_back(std::move(recipient));
+    reply("250 2.1.5 ok");
+  });
 }
 
 void Session::cmd_data() {
@@ -138,19 +168,25 @@ void Session::cmd_data() {
     reply("503 5.5.1 RCPT first");
     return;
   }
-  seen_mail_ = false;  // as qmail-smtpd: whatever happens now, the next message needs MAIL
-  ipc::Frame open(protocol::kQueueOpen, 0);
-  for (const auto& [name, value] : env_) open.add("env", name + "=" + value);
-  queue_request_ = context_.queue->request(std::move(open),
-                                           [this](ipc::Frame* frame) { on_queue_frame(frame); });
-  if (!queue_request_) {
-    reply("451 4.3.0 qqt failure");
-    return;
-  }
-  set_busy(true);
+  if (refuse_with_later_errors(later_data_)) return;
+  run_plugins('d', [this](PluginVerdict verdict) {
+    // A refused DATA leaves the transaction open: the client may try DATA again.
+    if (verdict == PluginVerdict::kRefused || verdict == PluginVerdict::kClosing) return;
+    seen_mail_ = false;  // as qmail-smtpd: whatever happens now, the next message needs MAIL
+    ipc::Frame open(protocol::kQueueOpen, 0);
+    for (const auto& [name, value] : env_) open.add("env", name + "=" + value);
+    queue_request_ = context_.queue->request(std::move(open),
+                                             [this](ipc::Frame* frame) { on_queue_frame(frame); });
+    if (!queue_request_) {
+      reply("451 4.3.0 qqt failure");
+      return;
+    }
+    set_busy(true);
+  });
 }
 
 void Session::cmd_rset() {
+  reset_plugin_transaction();
   reset_transaction();
   reply("250 2.0.0 flushed");
 }

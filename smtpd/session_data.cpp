@@ -98,8 +98,11 @@ void Session::begin_data(UniqueFd message_pipe, const std::string& qp) {
   facts.local_ip = get("TCPLOCALIP");
   facts.protocol = esmtp_ ? "ESMTP" : "SMTP";
   facts.when = time(nullptr);
-  std::string received = received_line(facts);
+  // qmail-spp: the plugins' H lines follow our Received line; then its per-message state
+  // (headers, L-queues, counters) starts over.
+  std::string received = received_line(facts) + plugin_headers_;
   bufferevent_write(message_pipe_.get(), received.data(), received.size());
+  reset_plugin_transaction();
 
   log::debug("session ", id_, ": DATA into qmail-queue pid ", qp);
   reply("354 go ahead");

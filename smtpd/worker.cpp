@@ -7,7 +7,9 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "common/log.h"
@@ -45,7 +47,9 @@ Worker::Worker(event_base* base, const config::Config& config,
       capacity_(config.service("smtpd").sessions_per_worker),
       max_use_(config.service("smtpd").max_use),
       queue_(base, "queue-bridge"),
-      dns_(base, "dnsbl-cache") {
+      dns_(base, "dnsbl-cache"),
+      plugins_(base, "pluginrunner"),
+      log_tag_(std::to_string(getpid()) + "/") {
   for (auto& inherited : listeners) {
     const config::Listener* listener = config.listener(inherited.name);
     if (!listener) log::fatal("listener ", inherited.name, " is not in ", config.path);
@@ -108,8 +112,8 @@ void Worker::accept_from(Listening& listening) {
     socklen_t local_length = sizeof(local);
     getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length);
     uint64_t id = ++sessions_started_;
-    SessionContext context{base_, &queue_, &dns_,
-                           [this](uint64_t done) { session_finished(done); }};
+    SessionContext context{base_,     &queue_,  &dns_,
+                           &plugins_, log_tag_, [this](uint64_t done) { session_finished(done); }};
     auto session = std::make_unique<Session>(id, std::move(client), endpoint_of(remote),
                                              endpoint_of(local), *listening.settings, context);
     Session* started = session.get();
@@ -151,6 +155,13 @@ void Worker::on_control_frame(ipc::Frame&& frame) {
     queue_.attach(std::move(frame.fd));
   } else if (service == "dnsbl-cache") {
     dns_.attach(std::move(frame.fd));
+  } else if (service == "pluginrunner") {
+    int helper_pid = atoi(frame.get_or("helper_pid", "0").c_str());
+    if (helper_pid <= 0) {
+      log::warn("ignoring pluginrunner channel without helper_pid");
+      return;
+    }
+    plugins_.attach(helper_pid, std::move(frame.fd));
   } else {
     log::warn("ignoring channel for unknown service '", service, "'");
   }

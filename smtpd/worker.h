@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "common/event.h"
 #include "smtpd/helper_link.h"
+#include "smtpd/helper_pool.h"
 #include "smtpd/session.h"
 #include "smtpd/settings.h"
 
@@ -58,6 +59,8 @@ class Worker {
   std::unique_ptr<ipc::Channel> control_;
   HelperLink queue_;
   HelperLink dns_;
+  HelperPool plugins_;
+  std::string log_tag_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<uint64_t> finished_;
   EventPtr reap_event_;

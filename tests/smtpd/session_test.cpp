@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <map>
 
 #include "common/channel.h"
 #include "common/protocol.h"
@@ -65,6 +66,43 @@ class FakeQueueBridge {
   UniqueFd read_end_;
 };
 
+// A stand-in for pluginrunner: serves a fixed plugin list and answers each section's run
+// with scripted commands, recording the environment each run was given.
+class FakePluginRunner {
+ public:
+  FakePluginRunner(event_base* base, UniqueFd fd)
+      : channel_(
+            base, std::move(fd), [this](ipc::Frame&& f) { on_frame(std::move(f)); },
+            [](const std::string&) {}) {}
+
+  std::string config_status = "missing";
+  std::vector<std::string> plugins;                   // "<section><line>"
+  std::map<char, std::vector<std::string>> commands;  // section -> commands printed
+  std::map<char, std::string> failure;                // section -> failure text
+  std::map<char, std::vector<std::string>> seen_env;  // section -> env of last run
+  std::map<char, int> runs;
+
+ private:
+  void on_frame(ipc::Frame&& f) {
+    if (f.type == protocol::kPluginConfig) {
+      ipc::Frame result(protocol::kPluginConfigResult, f.request_id);
+      result.add("status", config_status);
+      for (const auto& p : plugins) result.add("plugin", p);
+      channel_.send(std::move(result));
+    } else if (f.type == protocol::kPluginRun) {
+      char section = f.get_or("section", "?")[0];
+      ++runs[section];
+      seen_env[section].clear();
+      for (auto e : f.all("env")) seen_env[section].emplace_back(e);
+      ipc::Frame result(protocol::kPluginResult, f.request_id);
+      for (const auto& c : commands[section]) result.add("command", c);
+      if (failure.count(section)) result.add("failure", failure[section]);
+      channel_.send(std::move(result));
+    }
+  }
+  ipc::Channel channel_;
+};
+
 class SessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -83,14 +121,32 @@ class SessionTest : public ::testing::Test {
     auto [ours, theirs] = ipc::make_socketpair();
     queue_link_->attach(std::move(ours));
     bridge_ = std::make_unique<FakeQueueBridge>(base_.get(), std::move(theirs));
+    plugin_pool_ = std::make_unique<HelperPool>(base_.get(), "pluginrunner");
+    auto [pool_end, runner_end] = ipc::make_socketpair();
+    plugin_pool_->attach(1, std::move(pool_end));
+    runner_ = std::make_unique<FakePluginRunner>(base_.get(), std::move(runner_end));
+  }
+
+  // Makes the fake runner serve one plugin in each of the given sections.
+  void use_plugins(const std::string& sections) {
+    runner_->config_status = "ok";
+    for (char c : sections) runner_->plugins.push_back(std::string(1, c) + "plugins/p");
+  }
+
+  std::string env_seen(char section, const std::string& name) {
+    for (const auto& e : runner_->seen_env[section]) {
+      if (e.rfind(name + "=", 0) == 0) return e.substr(name.size() + 1);
+    }
+    return "<unset>";
   }
 
   void connect() {
     int fds[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
     client_.reset(fds[0]);
-    SessionContext context{base_.get(), queue_link_.get(), dns_link_.get(),
-                           [this](uint64_t) { finished_ = true; }};
+    SessionContext context{base_.get(),     queue_link_.get(),
+                           dns_link_.get(), plugin_pool_.get(),
+                           "test/",         [this](uint64_t) { finished_ = true; }};
     session_ = std::make_unique<Session>(1, UniqueFd(fds[1]), Endpoint{"192.0.2.7", 40000, false},
                                          Endpoint{"192.0.2.1", 25, false}, settings_, context);
     session_->start();
@@ -125,6 +181,8 @@ class SessionTest : public ::testing::Test {
   ListenerSettings settings_;
   std::unique_ptr<HelperLink> queue_link_, dns_link_;
   std::unique_ptr<FakeQueueBridge> bridge_;
+  std::unique_ptr<HelperPool> plugin_pool_;
+  std::unique_ptr<FakePluginRunner> runner_;
   UniqueFd client_;
   std::unique_ptr<Session> session_;
   std::string received_;
@@ -230,6 +288,111 @@ TEST_F(SessionTest, NullSenderAndRcpthostsMatchExactHostOnly) {
   EXPECT_EQ(replies(3),
             "250 2.1.0 ok\r\n250 2.1.5 ok\r\n"
             "553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts\r\n");
+}
+
+// ---- qmail-spp semantics (spec qmail-spp.md §4-§6), the runner's answers scripted.
+
+TEST_F(SessionTest, ConnectionErrorReplacesGreetingAndSessionGoesOn) {
+  use_plugins("c");
+  runner_->commands['c'] = {"E554 go away"};
+  connect();
+  send("NOOP\r\n");
+  EXPECT_EQ(replies(2), "554 go away\r\n250 2.0.0 ok\r\n");
+}
+
+TEST_F(SessionTest, RejectInConnectionClosesWithoutGreeting) {
+  use_plugins("c");
+  runner_->commands['c'] = {"R421 not here"};
+  connect();
+  EXPECT_EQ(replies(1), "421 not here\r\n");
+  EXPECT_TRUE(finished_);
+}
+
+TEST_F(SessionTest, HeadersFollowReceivedAndEnvReachesQueue) {
+  use_plugins("mr");
+  runner_->commands['m'] = {"HX-First: 1", "SSPAM=yes", "N"};
+  runner_->commands['r'] = {"HX-Second: 2"};
+  connect();
+  replies(1);
+  send(
+      "HELO  Foo.Example \r\nMAIL FROM:<\"john doe\"@Example.COM> SIZE=10\r\n"
+      "RCPT TO:<b@example.com>\r\nDATA\r\n");
+  EXPECT_EQ(replies(4), "250 mx.example.com\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n");
+  EXPECT_EQ(env_seen('m', "SMTPHELOHOST"), "Foo.Example ");
+  EXPECT_EQ(env_seen('m', "SMTPMAILFROM"), "john doe@Example.COM");
+  EXPECT_EQ(env_seen('r', "SPAM"), "yes");
+  EXPECT_EQ(env_seen('r', "SMTPRCPTCOUNT"), "0");
+  EXPECT_EQ(env_seen('r', "SMTPRCPTCOUNTALL"), "1");
+  EXPECT_EQ(env_seen('r', "SMTPRCPTHOSTSOK"), "1");
+  send("body\r\n.\r\n");
+  replies(1);
+  size_t received_end = bridge_->message.find("\n  by ");
+  size_t first = bridge_->message.find("X-First: 1\nX-Second: 2\nbody\n");
+  EXPECT_NE(first, std::string::npos);
+  EXPECT_LT(received_end, first);
+}
+
+TEST_F(SessionTest, LaterErrorsPersistAcrossMailUntilRset) {
+  use_plugins("m");
+  runner_->commands['m'] = {"LR550-first", "LR550 second"};
+  connect();
+  replies(1);
+  send(
+      "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n"
+      "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n"
+      "RSET\r\nMAIL FROM:<a@example.org>\r\n");
+  EXPECT_EQ(replies(8),
+            "250 2.1.0 ok\r\n550-first\r\n550 second\r\n250 2.1.0 ok\r\n550-first\r\n"
+            "550 second\r\n250 2.0.0 flushed\r\n250 2.1.0 ok\r\n");
+}
+
+TEST_F(SessionTest, ChangedRecipientKeepsTheOriginalRcpthostsVerdict) {
+  use_plugins("r");
+  runner_->commands['r'] = {"Cother@elsewhere.example"};
+  connect();
+  replies(1);
+  send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@foreign.org>\r\n");
+  EXPECT_EQ(replies(3),
+            "250 2.1.0 ok\r\n250 2.1.5 ok\r\n"
+            "553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts\r\n");
+  send("DATA\r\nx\r\n.\r\n");
+  replies(2);
+  EXPECT_EQ(bridge_->recipients, std::vector<std::string>{"other@elsewhere.example"});
+}
+
+TEST_F(SessionTest, OkSkipsRcpthostsAndBadmailfrom) {
+  use_plugins("mr");
+  runner_->commands['m'] = {"O"};
+  runner_->commands['r'] = {"O"};
+  connect();
+  replies(1);
+  send("MAIL FROM:<x@bad.example>\r\nRCPT TO:<c@foreign.org>\r\n");
+  EXPECT_EQ(replies(2), "250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+}
+
+TEST_F(SessionTest, FailureTextAndAcceptStopsPlugins) {
+  use_plugins("hm");
+  runner_->failure['h'] = "qmail-spp failure: plugins/p: child crashed (#4.3.0)";
+  runner_->commands['m'] = {"A"};
+  connect();
+  replies(1);
+  send("HELO x\r\nMAIL FROM:<a@example.org>\r\nMAIL FROM:<a@example.org>\r\n");
+  EXPECT_EQ(replies(3),
+            "451 4.3.0 qmail-spp failure: plugins/p: child crashed\r\n250 2.1.0 ok\r\n"
+            "250 2.1.0 ok\r\n");
+  EXPECT_EQ(runner_->runs['m'], 1);  // A: no more plugins this session
+}
+
+TEST_F(SessionTest, StaleRcptCountAtData) {
+  use_plugins("d");
+  connect();
+  replies(1);
+  send(
+      "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\n"
+      "DATA\r\n");
+  replies(4);
+  EXPECT_EQ(env_seen('d', "SMTPRCPTCOUNT"), "1");
+  EXPECT_EQ(env_seen('d', "SMTPRCPTTO"), "c@example.com");
 }
 
 }  // namespace
