@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/spawn.h"
 
 namespace sppd::pluginrunner {
 namespace {
@@ -27,87 +27,6 @@ constexpr int kReadsAfterExit = 64;
 // A longer stderr line is logged in pieces of this size.
 constexpr size_t kMaxStderrLine = 1000;
 
-// The posix_spawn set-up of one plugin, destroyed with the object.
-class SpawnSetup {
- public:
-  SpawnSetup() {
-    posix_spawn_file_actions_init(&actions_);
-    posix_spawnattr_init(&attr_);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions_);
-    posix_spawnattr_destroy(&attr_);
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
-
-  // fd 0 closed (qmail-spp's close(0): reading stdin fails with EBADF, it is not /dev/null),
-  // fd 1 and fd 2 our pipes, every other descriptor closed, cwd qmail_home.
-  int lay_out(int stdout_write, int stderr_write, const std::string& cwd) {
-    int rc = posix_spawn_file_actions_adddup2(&actions_, stdout_write, 1);
-    if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions_, stderr_write, 2);
-    if (rc == 0) rc = posix_spawn_file_actions_addclose(&actions_, 0);
-    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions_, 3);
-    if (rc == 0) rc = posix_spawn_file_actions_addchdir_np(&actions_, cwd.c_str());
-    return rc;
-  }
-
-  // Own process group (a timeout kills the plugin and everything it started); no blocked
-  // signals; default handling for the signals we catch. SIGPIPE is left ignored on purpose:
-  // qmail-smtpd ignored it, and plugins rely on getting EPIPE instead of dying.
-  int isolate() {
-    sigset_t defaults, none;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    for (int sig : {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGALRM}) sigaddset(&defaults, sig);
-#ifdef __GLIBC__
-    // glibc's posix_spawn (2.36 spawni.c) sets its two internal signals, 32 and 33 (SIGCANCEL,
-    // SIGSETXID), to SIG_IGN in the child unless they are in this set, and sigaddset() refuses
-    // them; set their bits directly so the plugin starts with only SIGPIPE ignored.
-    constexpr size_t kBits = 8 * sizeof(defaults.__val[0]);
-    for (size_t bit : {31, 32}) defaults.__val[bit / kBits] |= 1UL << (bit % kBits);
-#endif
-    int rc = posix_spawnattr_setflags(
-        &attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    if (rc == 0) rc = posix_spawnattr_setpgroup(&attr_, 0);
-    if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr_, &defaults);
-    if (rc == 0) rc = posix_spawnattr_setsigmask(&attr_, &none);
-    return rc;
-  }
-
-  const posix_spawn_file_actions_t* actions() const { return &actions_; }
-  const posix_spawnattr_t* attr() const { return &attr_; }
-
- private:
-  posix_spawn_file_actions_t actions_;
-  posix_spawnattr_t attr_;
-};
-
-// A pipe whose ends sit above fd 2 (so no dup2 onto 1 or 2 clobbers the other pipe), both
-// close-on-exec, our read end non-blocking.
-bool open_pipe(UniqueFd* read_end, UniqueFd* write_end) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) < 0) return false;
-  read_end->reset(fds[0]);
-  write_end->reset(fds[1]);
-  for (UniqueFd* end : {read_end, write_end}) {
-    if (end->get() > 2) continue;
-    int moved = fcntl(end->get(), F_DUPFD_CLOEXEC, 3);
-    if (moved < 0) return false;
-    end->reset(moved);
-  }
-  int flags = fcntl(read_end->get(), F_GETFL);
-  return flags >= 0 && fcntl(read_end->get(), F_SETFL, flags | O_NONBLOCK) == 0;
-}
-
-std::vector<char*> c_strings(const std::vector<std::string>& strings) {
-  std::vector<char*> pointers;
-  pointers.reserve(strings.size() + 1);
-  for (const auto& s : strings) pointers.push_back(const_cast<char*>(s.c_str()));
-  pointers.push_back(nullptr);
-  return pointers;
-}
-
 }  // namespace
 
 std::vector<std::string> plugin_argv(const std::string& line) {
@@ -116,11 +35,7 @@ std::vector<std::string> plugin_argv(const std::string& line) {
 }
 
 std::vector<std::string> plugin_environment(std::vector<std::string> env) {
-  for (const auto& entry : env) {
-    if (entry.compare(0, 5, "PATH=") == 0) return env;
-  }
-  env.emplace_back("PATH=/usr/local/bin:/usr/bin:/bin");
-  return env;
+  return spawn::with_default_path(std::move(env));
 }
 
 std::string failure_text(const std::string& line, const std::string& what) {
@@ -202,24 +117,34 @@ bool PluginProcess::start(PluginOutcome* outcome) {
     finished_ = true;
     return false;
   };
-  UniqueFd stdout_write, stderr_write;
-  if (!open_pipe(&stdout_fd_, &stdout_write) || !open_pipe(&stderr_fd_, &stderr_write)) {
-    return cannot(std::string("pipe: ") + std::strerror(errno));
+  // Pipe ends above fd 2, so laying out 1 and 2 clobbers neither; our read ends non-blocking.
+  std::string why;
+  auto out = spawn::make_pipe(2, &why);
+  auto err = out ? spawn::make_pipe(2, &why) : std::nullopt;
+  if (!out || !err) return cannot(why);
+  if (!spawn::set_nonblocking(out->read.get()) || !spawn::set_nonblocking(err->read.get())) {
+    return cannot(std::string("fcntl: ") + std::strerror(errno));
   }
-  SpawnSetup setup;
-  int rc = setup.lay_out(stdout_write.get(), stderr_write.get(), spec_.qmail_home);
-  if (rc == 0) rc = setup.isolate();
-  if (rc != 0) return cannot(std::string("posix_spawn set-up: ") + std::strerror(rc));
+  stdout_fd_ = std::move(out->read);
+  stderr_fd_ = std::move(err->read);
+  UniqueFd stdout_write = std::move(out->write);
+  UniqueFd stderr_write = std::move(err->write);
 
-  std::vector<std::string> argv = plugin_argv(spec_.line);
-  std::vector<std::string> env = plugin_environment(std::move(spec_.env));
+  spawn::Program program;
+  program.argv = plugin_argv(spec_.line);
+  program.env = plugin_environment(std::move(spec_.env));
   spec_.env.clear();
-  std::vector<char*> argv_c = c_strings(argv);
-  std::vector<char*> env_c = c_strings(env);
+  program.cwd = spec_.qmail_home;
+  // qmail-spp's close(0): reading stdin fails with EBADF, it is not /dev/null.
+  program.descriptors = {{stdout_write.get(), 1}, {stderr_write.get(), 2}};
+  program.close_stdin = true;
+  // qmail-smtpd ignored SIGPIPE and plugins rely on getting EPIPE instead of dying.
+  program.default_sigpipe = false;
   // posix_spawn reports exec failures itself (ENOENT, EACCES, ENOEXEC ...): qmail-spp's child
   // would have exited 120 there, which is "can't execute" too.
-  rc = posix_spawn(&pid_, argv_c[0], setup.actions(), setup.attr(), argv_c.data(), env_c.data());
-  if (rc != 0) return cannot(std::strerror(rc));
+  auto pid = spawn::start(program, &why);
+  if (!pid) return cannot(why);
+  pid_ = *pid;
   child_running_ = true;
   started_ = std::chrono::steady_clock::now();
   children_.add(pid_, this);
