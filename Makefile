@@ -23,10 +23,13 @@ build-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DSPPD_SANITIZE=ON >/dev/null
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 
-# Runs sppd in the foreground on 127.0.0.1:2525 with etc/sppd.conf, delivering into
-# var/Maildir/ through the bundled Maildir queue. Stop it with Ctrl-C.
+# Runs sppd in the foreground on 127.0.0.1:2525 (MX) and 127.0.0.1:2587 (submission) with
+# etc/sppd.conf, delivering into var/Maildir/ through the bundled Maildir queue. var/ plays
+# /var/qmail: var/control is etc/control, var/plugins the plugins this build made. Ctrl-C stops it.
 run: build
 	mkdir -p var/Maildir/tmp var/Maildir/new var/Maildir/cur var/empty
+	ln -sfn ../etc/control var/control
+	ln -sfn "$(abspath $(BUILD))/plugins" var/plugins
 	# As root, qmail-queue runs as the queue-bridge user (etc/sppd.conf): it owns the Maildir.
 	if [ "$$(id -u)" -eq 0 ]; then chown -R sppd-queue: var/Maildir; fi
 	exec $(BUILD)/bin/sppd-master --config etc/sppd.conf

@@ -3,7 +3,9 @@
 # dir (the integration tests' harness, tests/integration/conftest.py) on loopback, drives it
 # with Postfix's smtp-source (never Postfix itself) and a small latency client, and prints
 # one table: msgs/s, per-transaction latency, server CPU per message, peak RSS per program,
-# plus the cost of one spawn+wait of the null queue. Every count is bounded (BENCH_SCALE).
+# plus the cost of one spawn+wait of the null queue, and what one qmail-spp plugin run costs
+# (rows spp0/spp6) next to a bare posix_spawn+waitpid loop of the same plugin. Every count is
+# bounded (BENCH_SCALE).
 import argparse
 import os
 import shutil
@@ -120,19 +122,44 @@ def null_queue_program(workdir):
     return str(target)
 
 
-def spawn_cost(workdir, program, runs):
+def spawn_cost(workdir, program, runs, plugin=False):
     binary = Path(workdir) / "spawn-cost"
-    subprocess.run(["cc", "-O2", "-o", str(binary), str(HERE / "spawn_cost.c")], check=True)
-    out = subprocess.run([str(binary), str(runs), program], capture_output=True, text=True,
-                         check=True, timeout=600).stdout
-    return dict(kv.split("=") for kv in out.split())
+    if not binary.exists():
+        subprocess.run(["cc", "-O2", "-o", str(binary), str(HERE / "spawn_cost.c")], check=True)
+    cmd = [str(binary), *(["-p"] if plugin else []), str(runs), program]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
+    return {k: float(v) for k, v in (kv.split("=") for kv in out.split())}
 
 
-def one_run(label, queue_cmd, smtpd, workload, counts, size):
+# The plugin rows: the same trivial C plugin (tests/integration/plugins/noop.c: no output,
+# exit 0) three times at MAIL and three times at RCPT, so 6 plugin runs per transaction.
+PLUGINS_PER_SECTION = 3
+PLUGIN_RUNS_PER_TRANSACTION = 2 * PLUGINS_PER_SECTION
+
+
+def noop_plugin(workdir):
+    target = Path(workdir) / "noop-plugin"
+    subprocess.run(["cc", "-O2", "-o", str(target),
+                    str(SOURCE_DIR / "tests" / "integration" / "plugins" / "noop.c")], check=True)
+    return str(target)
+
+
+def plugin_options(noop, count):
+    """Sppd options for the spp<N> rows: N noop plugins split over [mail] and [rcpt]."""
+    if count == 0:
+        return {"smtpplugins": "# no plugins\n"}
+    names = [f"noop{i}" for i in range(1, count // 2 + 1)]
+    text = "".join(f"[{section}]\n" + "".join(f"plugins/{n}\n" for n in names)
+                   for section in ("mail", "rcpt"))
+    return {"smtpplugins": text, "plugins": {n: noop for n in names}}
+
+
+def one_run(label, queue_cmd, smtpd, workload, counts, size, plugins=None):
     """Starts a fresh sppd, runs one workload, returns a result row."""
     sppd = conftest.Sppd({"queue": queue_cmd, "smtpd": smtpd,
                           "glob": {"log_level": "warning", "drain_timeout": "30"},
-                          "control": {"databytes": "0"}})
+                          "control": {"databytes": "0"},
+                          "pluginrunner": {"processes": "2"}, **(plugins or {})})
     try:
         sppd.start()
         maildir_before = len(sppd.new_files())
@@ -175,6 +202,29 @@ def scaled(base, scale):
     return {k: max(1, int(v * scale)) if k != "a_sessions" else v for k, v in base.items()}
 
 
+def print_plugin_cost(bare, with_plugins, spawn, spawn_runs):
+    """The qmail-spp plugin block: sppd's marginal cost per plugin run (the spp6 row minus the
+    spp0 row, per plugin run) next to the bare spawn loop of the same binary."""
+    runs = with_plugins["messages"] * PLUGIN_RUNS_PER_TRANSACTION
+    cpu_us = (with_plugins["cpu_us"] - bare["cpu_us"]) / PLUGIN_RUNS_PER_TRANSACTION
+    wall_us = (with_plugins["seconds"] - bare["seconds"] * with_plugins["messages"] /
+               bare["messages"]) * 1e6 / runs
+    spawn_cpu = spawn["child_cpu_us"] + spawn["parent_cpu_us"]
+    print(f"\nqmail-spp plugins ({PLUGINS_PER_SECTION} noop plugins at MAIL and "
+          f"{PLUGINS_PER_SECTION} at RCPT, 20 sessions, 2 pluginrunners, {runs} plugin runs):")
+    print(f"  transactions/s: {bare['rate']:.0f} without plugins, {with_plugins['rate']:.0f} with "
+          f"{PLUGIN_RUNS_PER_TRANSACTION} plugin runs each")
+    print(f"  sppd per plugin run: {cpu_us:.0f} us CPU (whole sppd tree incl. the plugin, minus "
+          f"the same transactions without plugins), {wall_us:.0f} us wall (2 cores)")
+    print(f"  bare posix_spawn+waitpid of the same binary, one process, fd 0 closed, stdout a "
+          f"pipe ({spawn_runs} runs): {spawn['wall_us']:.0f} us wall, {spawn_cpu:.0f} us CPU "
+          f"({spawn['child_cpu_us']:.0f} child + {spawn['parent_cpu_us']:.0f} parent)")
+    ratio = cpu_us / spawn_cpu if spawn_cpu else float("nan")
+    verdict = "ok" if ratio <= 1.3 else "OVER TARGET"
+    print(f"  CPU per plugin run / bare spawn CPU = {ratio:.2f} (target <= 1.3: {verdict}); "
+          f"wall per plugin run / bare spawn wall = {wall_us / spawn['wall_us']:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a tenth of the default counts")
@@ -208,6 +258,11 @@ def main():
         for queue, _, counts in queues:
             for key, text in WORKLOADS.items():
                 print(f"  {queue:8} ({key}) {text.format(**counts)}")
+        plugin_counts = scaled({"a_sessions": 20, "a_per_session": 150}, scale)
+        print(f"  spp0/spp6 (a) {plugin_counts['a_sessions']} sessions x "
+              f"{plugin_counts['a_per_session']} msgs on the null queue, kept connections, with "
+              f"0 or {PLUGIN_RUNS_PER_TRANSACTION} noop plugin runs per transaction "
+              f"({PLUGINS_PER_SECTION} at MAIL, {PLUGINS_PER_SECTION} at RCPT)")
         rows = []
         for queue, queue_cmd, counts in queues:
             for config_name, smtpd in configs:
@@ -217,17 +272,27 @@ def main():
                         continue
                     print(f"running {label} ...", file=sys.stderr, flush=True)
                     rows.append(one_run(label, queue_cmd, smtpd, workload, counts, args.size))
+        noop = noop_plugin(workdir)
+        for runs in (0, PLUGIN_RUNS_PER_TRANSACTION):
+            label = f"spp{runs}/2x50/a"
+            if only and label not in only:
+                continue
+            print(f"running {label} ...", file=sys.stderr, flush=True)
+            rows.append(one_run(label, null_queue, configs[0][1], "a", plugin_counts, args.size,
+                                plugin_options(noop, runs)))
 
         print()
         header = (f"{'queue/workers/load':22} {'msgs':>7} {'secs':>7} {'msgs/s':>8} {'p50 ms':>7} "
-                  f"{'p99 ms':>7} {'CPU us/msg':>10}  peak RSS kB (master smtpd bridge dns queue)")
+                  f"{'p99 ms':>7} {'CPU us/msg':>10}  peak RSS kB (master smtpd bridge dns "
+                  f"runner queue)")
         print(header)
         print("-" * len(header))
         for r in rows:
             rss = r["rss"]
             rss_text = " ".join(str(rss.get(p, "-")) for p in (
                 "sppd-master", "sppd-smtpd", "sppd-queue-bridge", "sppd-dnsbl-cache",
-                "sppd-null-queue" if r["label"].startswith("null") else "sppd-maildir-queue"))
+                "sppd-pluginrunner",
+                "sppd-maildir-queue" if r["label"].startswith("maildir") else "sppd-null-queue"))
             p50 = f"{r['p50'] * 1e3:.2f}" if r["p50"] is not None else "-"
             p99 = f"{r['p99'] * 1e3:.2f}" if r["p99"] is not None else "-"
             print(f"{r['label']:22} {r['messages']:>7} {r['seconds']:>7.2f} {r['rate']:>8.0f} "
@@ -236,8 +301,14 @@ def main():
         runs = max(100, int(2000 * scale))
         cost = spawn_cost(workdir, null_queue, runs)
         print(f"\nspawn+wait of {Path(null_queue).name} (posix_spawn, {runs} runs): "
-              f"{float(cost['wall_us']):.0f} us wall, {float(cost['child_cpu_us']):.0f} us child CPU, "
-              f"{float(cost['parent_cpu_us']):.0f} us parent CPU per run")
+              f"{cost['wall_us']:.0f} us wall, {cost['child_cpu_us']:.0f} us child CPU, "
+              f"{cost['parent_cpu_us']:.0f} us parent CPU per run")
+        by_label = {r["label"]: r for r in rows}
+        bare, with_plugins = by_label.get("spp0/2x50/a"), by_label.get(
+            f"spp{PLUGIN_RUNS_PER_TRANSACTION}/2x50/a")
+        if bare and with_plugins:
+            print_plugin_cost(bare, with_plugins, spawn_cost(workdir, noop, runs, plugin=True),
+                              runs)
         print("CPU us/msg = user+sys of sppd-master and all its descendants (live ones plus those "
               "reaped, via cutime/cstime) during the run, divided by the messages sent; it "
               "includes qmail-queue.")

@@ -1,8 +1,9 @@
 #!/bin/sh
 # sppd benchmarks: sppd from the build dir (SPPD_BIN_DIR, default build/bin) on loopback,
 # driven by Postfix's smtp-source (the postfix package is installed for this tool only and
-# is never started) and a small latency client. Prints one table; see bench/README.md.
-# Usage: bench/run.sh [--quick] [--size BYTES] [--only null/2x50/a,...]
+# is never started) and a small latency client. Prints one table, then the qmail-spp plugin
+# cost (rows spp0/2x50/a and spp6/2x50/a); see bench/README.md.
+# Usage: bench/run.sh [--quick] [--size BYTES] [--only null/2x50/a,spp0/2x50/a,spp6/2x50/a,...]
 #   BENCH_SCALE=0.5 bench/run.sh   scales every message count.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

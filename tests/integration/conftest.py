@@ -26,6 +26,9 @@ IS_ROOT = os.geteuid() == 0
 
 # Service -> the system user it runs as when the master is root (scripts/install-deps.sh).
 SERVICE_USERS = {"smtpd": "sppd-smtpd", "queue-bridge": "sppd-queue", "dnsbl-cache": "sppd-dns"}
+# The pluginrunner's user when the tests run as root, used only if the system has it
+# (otherwise the pool runs as root, like a master started by hand without users).
+PLUGINRUNNER_USER = "sppd-plugin"
 PROGRAMS = {"smtpd": "sppd-smtpd", "queue-bridge": "sppd-queue-bridge",
             "dnsbl-cache": "sppd-dnsbl-cache"}
 
@@ -46,6 +49,13 @@ RECEIVED_RE = re.compile(
     rb"[0-2][0-9]:[0-5][0-9]:[0-6][0-9]) -0000\n")
 QUEUED_RE = re.compile(r"^250 2\.6\.0 ok (?P<time>[0-9]+) qp (?P<pid>[0-9]+)$")
 
+# qmail-spp plugins for the tests: sh and Python sources here, C ones built by the test build
+# (tests/integration/CMakeLists.txt) into <build>/test-plugins, the seed's plugins
+# (pluginrunner/plugins) into <build>/plugins.
+PLUGIN_SOURCE_DIR = Path(__file__).resolve().parent / "plugins"
+TEST_PLUGIN_DIR = Path(os.environ.get("SPPD_TEST_PLUGIN_DIR") or BIN_DIR.parent / "test-plugins")
+SEED_PLUGIN_DIR = Path(os.environ.get("SPPD_PLUGIN_DIR") or BIN_DIR.parent / "plugins")
+
 
 def wait_for(predicate, timeout, what, interval=0.02):
     """Polls predicate until it returns something truthy; fails the test at the deadline."""
@@ -64,6 +74,14 @@ def free_port(host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
 
 
 def ipv6_loopback_available():
@@ -368,6 +386,115 @@ exec @MAILDIRQUEUE@ Maildir
 
 
 # ---------------------------------------------------------------------------------------------
+# qmail-spp plugins: installed into <dir>/plugins/ (qmail_home is <dir>, so config lines say
+# plugins/NAME as on a qmail host); the "say" plugins record what they saw in <dir>/out/.
+
+@dataclasses.dataclass
+class PluginRun:
+    """One run of a say plugin (plugins/say.c, say.sh, say.py), from out/NAME.N.
+    C fills everything; sh and Python fill argv, env and cwd only."""
+    path: Path
+    argv: list
+    env: dict
+    cwd: str
+    fds: dict      # {fd: readlink target} of the descriptors open when the plugin started
+    ids: dict      # pid, ppid, pgid, sid, uid, gid (ints)
+    signals: dict  # SigIgn, SigBlk: masks as ints (bit n-1 = signal n), from /proc/self/status
+
+
+def parse_plugin_run(path):
+    argv, env, fds, ids, signals, cwd = [], {}, {}, {}, {}, None
+    for record in Path(path).read_bytes().split(b"\0"):
+        if not record:
+            continue
+        key, _, value = record.decode("utf-8", errors="surrogateescape").partition("=")
+        if key == "argv":
+            argv.append(value)
+        elif key == "env":
+            name, _, val = value.partition("=")
+            env[name] = val
+        elif key == "cwd":
+            cwd = value
+        elif key == "fd":
+            number, _, target = value.partition(" ")
+            fds[int(number)] = target
+        elif key in ("SigIgn", "SigBlk"):
+            signals[key] = int(value, 16)
+        elif key in ("pid", "ppid", "pgid", "sid", "uid", "gid"):
+            ids[key] = int(value)
+    return PluginRun(Path(path), argv, env, cwd, fds, ids, signals)
+
+
+def plugin_file(source):
+    """The file behind a plugin source name: NAME.sh / NAME.py from tests/integration/plugins,
+    NAME.c = the C plugin the test build made, seed/NAME = a plugin sppd ships, or an
+    absolute path."""
+    if os.path.isabs(source):
+        path = Path(source)
+        hint = "no such file"
+    elif source.startswith("seed/"):
+        path = SEED_PLUGIN_DIR / source[len("seed/"):]
+        hint = "sppd's plugins (pluginrunner/plugins) are not built"
+    elif source.endswith(".c"):
+        path = TEST_PLUGIN_DIR / source[:-2]
+        hint = "the C test plugins (tests/integration/plugins/*.c) are not built"
+    else:
+        path = PLUGIN_SOURCE_DIR / source
+        hint = "no such test plugin"
+    if not path.exists():
+        pytest.fail(f"{path}: {hint}", pytrace=False)
+    return path
+
+
+# Plugin tests share one instance per file and tell clients apart by their loopback source
+# address: the tcprules below give each address the environment a test needs.
+SPP_CLIENTS = {
+    "nospp": "127.0.0.2",          # NOSPP="" (set but empty): plugins off
+    "other_file": "127.0.0.3",     # SPPCONFFILE relative to qmail_home
+    "relayclient": "127.0.0.4",    # RELAYCLIENT="@fixme"
+    "authenticated": "127.0.0.5",  # SMTPAUTHUSER="alice" (until AUTH lands)
+    "absolute_file": "127.0.0.6",  # SPPCONFFILE absolute
+    "rule_variable": "127.0.0.7",  # SPPTEST="from tcprules"
+    "empty_file": "127.0.0.8",     # SPPCONFFILE="" (empty: the default file)
+    "missing_file": "127.0.0.9",   # SPPCONFFILE naming a file that does not exist
+    "unreadable_file": "127.0.0.10",  # SPPCONFFILE naming a directory
+}
+# Reply lines the plugin tests compare against (conftest's default control files).
+GREETING = ["220 mx.sppd.test ESMTP"]
+EHLO_LINES = ["250-mx.sppd.test", "250-PIPELINING", "250-8BITMIME", "250-SIZE 10485760",
+              "250 ENHANCEDSTATUSCODES"]
+RELAY_REFUSED = "553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts"
+BADMAILFROM = "553 5.7.1 sorry, your envelope sender is in my badmailfrom list"
+
+
+def spp_tcprules(instance_dir):
+    c = SPP_CLIENTS
+    return (
+        "# tcprules of the plugin tests (conftest.spp_tcprules): one source address per case\n"
+        f'{c["nospp"]}:allow,NOSPP=""\n'
+        f'{c["other_file"]}:allow,SPPCONFFILE="control/otherplugins"\n'
+        f'{c["relayclient"]}:allow,RELAYCLIENT="@fixme"\n'
+        f'{c["authenticated"]}:allow,SMTPAUTHUSER="alice"\n'
+        f'{c["absolute_file"]}:allow,SPPCONFFILE="{instance_dir}/elsewhere/plugins.conf"\n'
+        f'{c["rule_variable"]}:allow,SPPTEST="from tcprules"\n'
+        f'{c["empty_file"]}:allow,SPPCONFFILE=""\n'
+        f'{c["missing_file"]}:allow,SPPCONFFILE="control/nosuchplugins"\n'
+        f'{c["unreadable_file"]}:allow,SPPCONFFILE="control/plugindir"\n'
+        ":allow\n")
+
+
+def start_plugin_instance(factory, **options):
+    """A started instance for plugin tests: the spp_tcprules clients, a pluginrunner pool of
+    2, the env-recording queue (messages still land in the Maildir) unless told otherwise."""
+    options.setdefault("queue", "envdump")
+    options["pluginrunner"] = {"processes": "2", **options.get("pluginrunner", {})}
+    options.setdefault("smtpplugins", None)
+    instance = factory(start=False, **options)
+    instance.tcprules = spp_tcprules(instance.dir)
+    return instance.start()
+
+
+# ---------------------------------------------------------------------------------------------
 # The instance
 
 class Sppd:
@@ -380,7 +507,11 @@ class Sppd:
       control: {file: text or None} merged into control/ (None removes the file);
       tcprules: text of the tcprules file;
       queue: "maildir" (bundled), "scripted", "hang", "envdump" or a full qmail_queue value;
-      run_as: user name to run the master as (only when the tests run as root).
+      run_as: user name to run the master as (only when the tests run as root);
+      pluginrunner: dict merged into [service pluginrunner] (processes, plugin_timeout, ...);
+      plugins: {name: source or (source, output bytes)} installed as plugins/NAME (see
+        install_plugin); smtpplugins: raw text of control/smtpplugins (None: no file);
+      home_files: {path relative to qmail_home: raw text} (e.g. control/msaplugins).
     """
 
     def __init__(self, options=None):
@@ -406,10 +537,13 @@ class Sppd:
         self.smtpd = {"processes": "2", "sessions_per_worker": "50", "chroot": str(self.dir / "empty")}
         self.queue_bridge = {}
         self.dnsbl_cache = {}
+        self.pluginrunner = {}
         if drop_privileges:
             self.smtpd["user"] = SERVICE_USERS["smtpd"]
             self.queue_bridge["user"] = SERVICE_USERS["queue-bridge"]
             self.dnsbl_cache["user"] = SERVICE_USERS["dnsbl-cache"]
+            if user_exists(PLUGINRUNNER_USER):
+                self.pluginrunner["user"] = PLUGINRUNNER_USER
         # No PTR lookups by default: loopback has no reverse zone here, and tests must not
         # depend on the machine's resolver. test_dns.py turns them on against its own server.
         self.listeners = {"smtp": {"address": "127.0.0.1:{free}", "control_dir": "control",
@@ -423,6 +557,12 @@ class Sppd:
         self.smtpd.update(options.pop("smtpd", {}))
         self.queue_bridge.update(options.pop("queue_bridge", {}))
         self.dnsbl_cache.update(options.pop("dnsbl_cache", {}))
+        self.pluginrunner.update(options.pop("pluginrunner", {}))
+        self.plugin_dir = self.dir / "plugins"
+        self.plugins = dict(options.pop("plugins", {}))
+        self.home_files = dict(options.pop("home_files", {}))
+        if "smtpplugins" in options:
+            self.home_files["control/smtpplugins"] = options.pop("smtpplugins")
         self.listeners["smtp"].update(options.pop("listener", {}))
         self.listeners.update(options.pop("extra_listeners", {}))
         self.control.update(options.pop("control", {}))
@@ -471,6 +611,8 @@ class Sppd:
                  section("[service smtpd]", self.smtpd),
                  section("[service queue-bridge]", bridge),
                  section("[service dnsbl-cache]", self.dnsbl_cache)]
+        if self.pluginrunner:
+            parts.append(section("[service pluginrunner]", self.pluginrunner))
         for name, settings in self.listeners.items():
             settings = {**settings, "address": settings["resolved_address"]}
             parts.append(section(f"[listener {name}]", settings))
@@ -495,6 +637,68 @@ class Sppd:
         self.conf_path.write_text(self.config_text())
         os.chmod(self.conf_path, 0o644)
 
+    # ---- qmail-spp plugins
+
+    def write_home_file(self, relative, text, mode=0o644):
+        """Writes qmail_home/RELATIVE exactly as given (str or bytes; None removes it),
+        atomically (a new inode), so a session that starts afterwards reads the new text."""
+        path = self.dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if text is None:
+            path.unlink(missing_ok=True)
+            return path
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(text.encode() if isinstance(text, str) else text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        return path
+
+    def install_plugin(self, name, source, output=None):
+        """Installs plugins/NAME: source is NAME.sh/NAME.py (tests/integration/plugins), NAME.c
+        (built C plugin), seed/NAME (sppd's own plugins), an absolute path, or a script text
+        starting with "#!".
+        output (bytes or str): what a say plugin prints, stored in plugins/NAME.out."""
+        self.plugin_dir.mkdir(exist_ok=True)
+        os.chmod(self.plugin_dir, 0o755)
+        target = self.plugin_dir / name
+        if source.startswith("#!"):
+            self.write_home_file(f"plugins/{name}", source, 0o755)
+        else:
+            tmp = target.with_name(f".{name}.tmp")
+            shutil.copyfile(plugin_file(source), tmp)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, target)
+        if output is not None:
+            self.write_home_file(f"plugins/{name}.out", output)
+        return target
+
+    def use_plugins(self, smtpplugins, plugins=None):
+        """For an instance shared by several tests: forgets the previous test's plugins,
+        their records, the Maildir and the queue's env dumps, installs `plugins` ({name:
+        source or (source, output)}) and writes control/smtpplugins (None: no file)."""
+        for d in (self.plugin_dir, self.out_dir, self.maildir / "new", self.maildir / "tmp"):
+            if d.exists():
+                for entry in d.iterdir():
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+        self.plugins = dict(plugins or {})
+        self.home_files["control/smtpplugins"] = smtpplugins
+        for name, spec in self.plugins.items():
+            source, output = spec if isinstance(spec, tuple) else (spec, None)
+            self.install_plugin(name, source, output)
+        self.write_home_file("control/smtpplugins", smtpplugins)
+
+    def plugin_runs(self, name):
+        """What plugins/NAME (a say plugin) recorded, one PluginRun per run, oldest first."""
+        runs = []
+        for path in self.out_dir.glob(f"{name}.*"):
+            suffix = path.name[len(name) + 1:]
+            if suffix.isdigit():
+                runs.append((int(suffix), path))
+        return [parse_plugin_run(path) for _, path in sorted(runs)]
+
     def write_files(self):
         for d in (self.control_dir, self.dir / "empty", self.dir / "queue", self.out_dir):
             d.mkdir(exist_ok=True)
@@ -506,6 +710,11 @@ class Sppd:
             if text is not None:  # None: leave the control file out (use sppd's default)
                 self.write_control(name, text)
         self.write_tcprules(self.tcprules)
+        for relative, text in self.home_files.items():
+            self.write_home_file(relative, text)
+        for name, spec in self.plugins.items():
+            source, output = spec if isinstance(spec, tuple) else (spec, None)
+            self.install_plugin(name, source, output)
         scripts = {"scripted": SCRIPTED_QUEUE, "hang": HANG_QUEUE, "envdump": ENVDUMP_QUEUE}
         for name, text in scripts.items():
             path = self.dir / "queue" / name
