@@ -256,8 +256,15 @@ void Bridge::finish_transaction(pid_t pid, const Verdict& verdict) {
   schedule_cleanup();
 
   Client* client = find_client(done.client_id);
-  log::info("qp ", pid, " worker ", client ? client->worker_pid : std::string("(gone)"), ": ",
-            status_name(verdict.status), ": ", verdict.text);
+  // smtpd logs every accepted message; only failures are worth a second line from here.
+  std::string line =
+      log::concat("qp ", pid, " worker ", client ? client->worker_pid : std::string("(gone)"), ": ",
+                  status_name(verdict.status), ": ", verdict.text);
+  if (verdict.status == Status::kOk) {
+    log::debug(line);
+  } else {
+    log::info(line);
+  }
   if (client) {
     client->requests.erase(done.request_id);
     send_result(*client, done.request_id, verdict, pid);

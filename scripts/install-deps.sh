@@ -27,7 +27,7 @@ if [ -n "$missing" ]; then
 fi
 
 # One user per process kind (DESIGN.md "Processes and privileges").
-for user in sppd-smtpd sppd-queue sppd-dns; do
+for user in sppd-smtpd sppd-queue sppd-dns sppd-plugin; do
   id "$user" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
     --shell /usr/sbin/nologin "$user"
 done
