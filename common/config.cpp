@@ -13,10 +13,23 @@ namespace sppd::config {
 namespace {
 
 const std::set<std::string> kGlobalKeys = {"qmail_home", "drain_timeout", "log_level"};
-const std::set<std::string> kListenerKeys = {
-    "address",    "control_dir", "tcprules",     "remote_host_lookup", "remote_host_timeout",
-    "local_host", "databytes",   "timeoutsmtpd", "maxcmdlen",          "maxaddrlen",
-    "maxhops"};
+const std::set<std::string> kListenerKeys = {"address",
+                                             "control_dir",
+                                             "tcprules",
+                                             "remote_host_lookup",
+                                             "remote_host_timeout",
+                                             "local_host",
+                                             "databytes",
+                                             "timeoutsmtpd",
+                                             "maxcmdlen",
+                                             "maxaddrlen",
+                                             "maxhops",
+                                             "tls_certificate",
+                                             "tls_key",
+                                             "implicit_tls",
+                                             "require_tls",
+                                             "require_auth",
+                                             "tls_handshake_timeout"};
 // Keys every service accepts, then the ones only some services know.
 const std::set<std::string> kCommonServiceKeys = {"user", "processes"};
 const std::map<std::string, std::set<std::string>> kServiceKeys = {
@@ -24,6 +37,9 @@ const std::map<std::string, std::set<std::string>> kServiceKeys = {
     {"queue-bridge", {"qmail_queue", "queue_timeout", "error_fd"}},
     {"dnsbl-cache", {"resolver", "chroot"}},
     {"pluginrunner", {"plugin_timeout", "max_output"}},
+    {"authd",
+     {"checkpassword", "check_timeout", "concurrency", "cram_order", "max_failures",
+      "failure_window"}},
 };
 
 std::string trim(const std::string& s) {
@@ -213,9 +229,15 @@ Config parse(const std::string& text, const std::string& path) {
         } else if (key == "chroot") {
           service->chroot = normalize(p.absolute(value));
         } else if (key == "queue_timeout" || key == "error_fd" || key == "plugin_timeout" ||
-                   key == "max_output") {
+                   key == "max_output" || key == "check_timeout" || key == "concurrency" ||
+                   key == "max_failures" || key == "failure_window") {
           long min = key == "error_fd" ? 3 : key == "plugin_timeout" ? 0 : 1;
           p.number(key, value, min, key == "max_output" ? 1L << 30 : 86400 * 7);
+          service->settings[key] = value;
+        } else if (key == "cram_order") {
+          if (value != "response_first" && value != "challenge_first") {
+            p.fail("cram_order must be response_first or challenge_first");
+          }
           service->settings[key] = value;
         } else {
           service->settings[key] = value;
@@ -240,6 +262,18 @@ Config parse(const std::string& text, const std::string& path) {
           listener->remote_host_timeout = static_cast<int>(p.number(key, value, 1, 120));
         } else if (key == "local_host") {
           listener->local_host = value;
+        } else if (key == "tls_certificate") {
+          listener->tls_certificate = normalize(p.absolute(value));
+        } else if (key == "tls_key") {
+          listener->tls_key = normalize(p.absolute(value));
+        } else if (key == "implicit_tls") {
+          listener->implicit_tls = p.boolean(key, value);
+        } else if (key == "require_tls") {
+          listener->require_tls = p.boolean(key, value);
+        } else if (key == "require_auth") {
+          listener->require_auth = p.boolean(key, value);
+        } else if (key == "tls_handshake_timeout") {
+          listener->tls_handshake_timeout = static_cast<int>(p.number(key, value, 1, 3600));
         } else {
           long v = p.number(key, value, 0, 1L << 40);
           if (key == "databytes") listener->databytes = v;
@@ -259,8 +293,11 @@ Config parse(const std::string& text, const std::string& path) {
   }
   for (auto& l : config.listeners) {
     if (l.control_dir.empty()) l.control_dir = config.qmail_home + "/control";
+    // qmail's TLS patches: control/servercert.pem holds the chain and the key.
+    if (l.tls_certificate.empty()) l.tls_certificate = l.control_dir + "/servercert.pem";
+    if (l.tls_key.empty()) l.tls_key = l.tls_certificate;
   }
-  for (const char* required : {"smtpd", "queue-bridge", "dnsbl-cache", "pluginrunner"}) {
+  for (const char* required : {"smtpd", "queue-bridge", "dnsbl-cache", "pluginrunner", "authd"}) {
     if (!config.services.count(required)) {
       Service& s = config.services[required];
       s.name = required;

@@ -29,6 +29,15 @@ struct Listener {
   bool remote_host_lookup = true;  // TCPREMOTEHOST from PTR (tcpserver without -H)
   int remote_host_timeout = 3;     // seconds the greeting may wait for the PTR answer
   std::string local_host;          // TCPLOCALHOST (tcpserver -l); empty = unset
+  // TLS: the certificate chain and key (default control_dir/servercert.pem, both in one
+  // file); STARTTLS is offered only if the file exists. implicit_tls: TLS from the first
+  // byte (SMTPS, port 465). require_tls: no AUTH or MAIL before TLS. require_auth: no MAIL
+  // before AUTH (submission).
+  std::string tls_certificate, tls_key;
+  bool implicit_tls = false;
+  bool require_tls = false;
+  bool require_auth = false;
+  int tls_handshake_timeout = 30;
   // Overrides of the control files of the same names; nullopt = use control/ or default.
   std::optional<long> databytes, timeoutsmtpd, maxcmdlen, maxaddrlen, maxhops;
   int line = 0;

@@ -58,6 +58,7 @@ void write_tagged(std::string_view tag, std::string_view text) {
 }
 
 void write_line(Level level, std::string_view text) {
+  if (level < log::level()) return;
   write_tagged(g_tag, std::string(severity(level)).append(text));
 }
 

@@ -23,7 +23,7 @@ constexpr uint16_t kServed = 1;
 // attrs: worker_pid
 constexpr uint16_t kNewClient = 2;
 // master -> smtpd worker: fd = a (new) channel to a helper. attrs: service
-// ("queue-bridge" | "dnsbl-cache" | "pluginrunner"), helper_pid. Sent at worker start and
+// ("queue-bridge" | "dnsbl-cache" | "pluginrunner" | "authd"), helper_pid. Sent at worker start and
 // again whenever a helper restarts. For a singleton service the worker replaces its old
 // channel; pluginrunner is a pool, so the worker keeps one channel per helper_pid.
 constexpr uint16_t kHelperChannel = 3;
@@ -73,5 +73,18 @@ constexpr uint16_t kPluginRun = 32;
 //   text for a plugin that crashed, timed out or could not run, e.g.
 //   "qmail-spp failure: plugins/x: child crashed (#4.3.0)").
 constexpr uint16_t kPluginResult = 33;
+
+// ---- smtpd worker <-> authd (SMTP AUTH through checkpassword; qmail-protocols.md §4)
+// The worker never decodes credentials: it forwards the client's base64 lines as they came,
+// and authd (the only process that sees a password) decodes them.
+// worker -> authd: attrs: method ("plain" | "login" | "cram-md5" | "cram-sha1" |
+//   "cram-ripemd"), response (repeated, the client's base64 lines in order: PLAIN one,
+//   LOGIN two (user, password), CRAM one), challenge (CRAM only: the exact challenge text
+//   the client was sent, before base64), remote_ip, delay (seconds to hold a failure's
+//   answer: control/auth/delay)
+constexpr uint16_t kAuthCheck = 40;
+// authd -> worker: attrs: status ("ok" | "bad" | "temp" | "malformed"), user (if "ok": the
+//   authenticated login name), text (optional detail for the worker's log, never a secret)
+constexpr uint16_t kAuthResult = 41;
 
 }  // namespace sppd::protocol

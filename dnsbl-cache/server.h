@@ -1,54 +1,47 @@
-// The channels of sppd-dnsbl-cache: the control channel to the master (fd 3), which brings
-// one new channel per worker (kNewClient), and those worker channels, on which kDnsPtr
-// questions get kDnsPtrResult answers (protocol.h).
+// Server: the dnsbl-cache program on the helper::Service skeleton: kDnsPtr questions on the
+// worker channels get kDnsPtrResult answers (protocol.h), from the cache or through c-ares;
+// SIGHUP re-reads the resolver setting. Runs unprivileged (and chrooted when configured).
 // Error policy: a worker that sends a malformed frame or a bad IP loses its channel (it is
-// buggy or compromised); a malformed kNewClient from the master is fatal; the master closing
-// the control channel ends the process.
+// buggy or compromised).
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
-#include <functional>
-#include <map>
-#include <memory>
 #include <string>
 
-#include "common/channel.h"
+#include "common/config.h"
 #include "common/event.h"
+#include "common/fd.h"
+#include "common/helper_service.h"
 #include "dnsbl-cache/ptr_lookups.h"
+#include "dnsbl-cache/resolver.h"
 
 namespace sppd::dnsbl_cache {
 
-class Server {
+// [service dnsbl-cache] resolver as ResolverOptions; throws ResolverError if malformed.
+ResolverOptions resolver_options(const config::Config& config);
+
+class Server final : public helper::Program {
  public:
-  // control: the master's channel (fd 3); on_master_gone runs when it closes.
-  Server(event_base* base, UniqueFd control, PtrLookups& lookups,
-         std::function<void()> on_master_gone);
+  // control: the master's channel (fd 3); config_path is re-read on SIGHUP.
+  Server(event_base* base, std::string config_path, UniqueFd control, Resolver& resolver);
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
+  // The service skeleton: run(), drain(), reload().
+  helper::Service& service() { return service_; }
+  // Stopping waits for no lookup: the master stops helpers after the workers, so an answer
+  // would have nobody to go to (and a worker without one just goes without TCPREMOTEHOST).
+  size_t in_flight() const override { return 0; }
+
  private:
-  struct Worker {
-    pid_t pid = 0;
-    std::unique_ptr<ipc::Channel> channel;
-  };
+  void on_worker_frame(helper::Client& client, ipc::Frame&& frame) override;
+  void on_client_gone(helper::Client&) override {}  // its lookups' answers are dropped
+  std::string reload(const config::Config& config) override;
+  void answer(uint64_t client_id, uint32_t request_id, const PtrAnswer& answer);
 
-  void on_control_frame(ipc::Frame&& frame);
-  void on_worker_frame(uint64_t id, ipc::Frame&& frame);
-  void answer(uint64_t id, uint32_t request_id, const PtrAnswer& answer);
-  // Closes a worker's channel now and frees it from the loop (never inside Channel code).
-  void drop_worker(uint64_t id, const std::string& why);
-  static void on_sweep(evutil_socket_t, short, void* self);
-
-  event_base* base_;
-  PtrLookups& lookups_;
-  std::function<void()> on_master_gone_;
-  std::unique_ptr<ipc::Channel> control_;
-  std::map<uint64_t, Worker> workers_;
-  uint64_t next_worker_id_ = 1;
-  EventPtr sweep_;
-  bool served_ = false;
+  Resolver& resolver_;
+  PtrLookups lookups_;
+  helper::Service service_;
 };
 
 }  // namespace sppd::dnsbl_cache

@@ -24,8 +24,10 @@ namespace sppd::master {
 inline constexpr std::string_view kQueueBridge = "queue-bridge";
 inline constexpr std::string_view kDnsblCache = "dnsbl-cache";
 inline constexpr std::string_view kPluginRunner = "pluginrunner";
+inline constexpr std::string_view kAuthd = "authd";
 inline constexpr std::string_view kSmtpd = "smtpd";
-inline constexpr std::string_view kServices[] = {kQueueBridge, kDnsblCache, kPluginRunner, kSmtpd};
+inline constexpr std::string_view kServices[] = {kQueueBridge, kDnsblCache, kPluginRunner, kAuthd,
+                                                 kSmtpd};
 // Helpers of which the master runs `processes` children; workers keep a channel to each.
 // The other helpers are singletons (one cache, one queue bridge per host).
 bool is_pool(std::string_view service);

@@ -12,6 +12,7 @@
 #include "common/privilege.h"
 #include "common/protocol.h"
 #include "smtpd/sandbox.h"
+#include "smtpd/tls.h"
 #include "smtpd/worker.h"
 
 #ifdef SPPD_SANITIZE
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   }
   sppd::log::set_level(sppd::log::level_named(config.log_level));
 
+  sppd::smtpd::prepare_tls_library();
   sppd::EventBasePtr base(event_base_new());
   if (!base) sppd::log::fatal("cannot create the event loop");
   sppd::smtpd::Worker worker(base.get(), config, std::move(listeners),

@@ -4,6 +4,9 @@
 // Runs in the sandboxed worker.
 #include "smtpd/session.h"
 
+#include <event2/bufferevent_ssl.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <sys/socket.h>
 
 #include "common/log.h"
@@ -24,7 +27,19 @@ Session::Session(uint64_t id, UniqueFd client, Endpoint remote, Endpoint local,
       context_(std::move(context)),
       remote_(std::move(remote)),
       local_(std::move(local)) {
-  client_.reset(bufferevent_socket_new(context_.base, client.release(), BEV_OPT_CLOSE_ON_FREE));
+  if (settings_.listener.implicit_tls && settings_.tls) {
+    // SMTPS: TLS from the first byte; the greeting waits in the buffer for the handshake.
+    SSL* ssl = settings_.tls->new_session();
+    client_.reset(bufferevent_openssl_socket_new(context_.base, client.release(), ssl,
+                                                 BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE));
+    bufferevent_openssl_set_allow_dirty_shutdown(client_.get(), 1);
+    tls_handshaking_ = true;
+    tls_timer_.reset(evtimer_new(context_.base, on_tls_timeout, this));
+    timeval limit{settings_.listener.tls_handshake_timeout, 0};
+    evtimer_add(tls_timer_.get(), &limit);
+  } else {
+    client_.reset(bufferevent_socket_new(context_.base, client.release(), BEV_OPT_CLOSE_ON_FREE));
+  }
   bufferevent_setcb(client_.get(), on_read, on_write, on_event, this);
   bufferevent_setwatermark(client_.get(), EV_READ, 0, kClientReadHighWater);
   timeval timeout{settings_.timeoutsmtpd, 0};
@@ -44,6 +59,8 @@ Session::~Session() {
   if (lookup_request_ && context_.dns) context_.dns->cancel(*lookup_request_);
   if (queue_request_ && context_.queue) context_.queue->cancel(*queue_request_);
   if (plugin_request_ && context_.plugins) context_.plugins->cancel(*plugin_request_);
+  if (auth_request_ && context_.authd) context_.authd->cancel(*auth_request_);
+  reset_auth_exchange();
 }
 
 const std::string* Session::env(const std::string& name) const {
@@ -179,6 +196,12 @@ void Session::process_input() {
     }
     std::string line;
     if (!take_command_line(&line)) break;
+    if (auth_stage_ != AuthStage::kNone) {
+      auth_continue(line);  // a line of an AUTH exchange, not a command
+      flush();
+      OPENSSL_cleanse(line.data(), line.size());
+      continue;
+    }
     handle_command(line);
   }
   // qmail-smtpd flushes its reply buffer before every read: replies to a pipelined batch go
@@ -206,6 +229,7 @@ bool Session::take_command_line(std::string* line) {
       evbuffer_drain(input, length + 1);
       discarding_line_ = false;
       reply("500 5.5.2 line too long");
+      reset_auth_exchange();  // an overlong AUTH response ends the exchange
       continue;
     }
     line->resize(length);
@@ -241,6 +265,10 @@ void Session::finish(const char* why) {
   lookup_timer_.reset();
   if (plugin_request_) context_.plugins->cancel(*plugin_request_);
   plugin_request_.reset();
+  if (auth_request_) context_.authd->cancel(*auth_request_);
+  auth_request_.reset();
+  reset_auth_exchange();
+  tls_timer_.reset();
   message_pipe_.reset();
   client_.reset();  // closes the connection; safe inside libevent's own callback
   log::info("session ", id_, ": end (", why, ")");
@@ -251,11 +279,26 @@ void Session::on_read(bufferevent*, void* self) { static_cast<Session*>(self)->p
 
 void Session::on_write(bufferevent*, void* self) {
   auto* session = static_cast<Session*>(self);
-  if (session->closing_) session->finish("closed");
+  if (session->closing_) {
+    session->finish("closed");
+  } else if (session->starttls_pending_) {
+    session->start_tls();
+  }
 }
 
 void Session::on_event(bufferevent*, short what, void* self) {
   auto* session = static_cast<Session*>(self);
+  if (what & BEV_EVENT_CONNECTED) {
+    if (session->tls_handshaking_) session->on_tls_established();
+    return;
+  }
+  if (session->tls_handshaking_ && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+    unsigned long code = bufferevent_get_openssl_error(session->client_.get());
+    char reason[256] = "connection closed";
+    if (code) ERR_error_string_n(code, reason, sizeof(reason));
+    session->finish((std::string("TLS handshake failed: ") + reason).c_str());
+    return;
+  }
   if (what & BEV_EVENT_TIMEOUT) {
     if ((what & BEV_EVENT_READING) && !session->closing_) {
       // qmail-smtpd: a read timeout is answered, a write timeout is not.

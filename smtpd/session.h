@@ -2,7 +2,8 @@
 // qmail-protocols.md §2), qmail-spp 0.42's plugin hooks (spec qmail-spp.md) and sppd's reply
 // style (DECISIONS.md). The engine is split along its states: session.cpp (connect, input,
 // replies, close), session_commands.cpp (commands before DATA), session_data.cpp (DATA
-// streaming into qmail-queue and the final reply), session_plugins.cpp (qmail-spp).
+// streaming into qmail-queue and the final reply), session_plugins.cpp (qmail-spp),
+// session_tls.cpp (STARTTLS, SMTPS) and session_auth.cpp (SMTP AUTH through authd).
 // Runs in the sandboxed worker; all waiting is on libevent (PTR answer, queue-bridge), so
 // one session never blocks another. Errors from the peer are SMTP replies, never
 // exceptions; a helper that is unavailable gives a 4xx.
@@ -34,6 +35,7 @@ struct SessionContext {
   HelperLink* queue = nullptr;
   HelperLink* dns = nullptr;
   HelperPool* plugins = nullptr;
+  HelperLink* authd = nullptr;
   std::string log_tag;  // "<worker pid>/" : prefixes the session id in plugin log lines
   // Called once when the session has ended; the worker destroys it later.
   std::function<void(uint64_t id)> on_finished;
@@ -110,6 +112,23 @@ class Session {
   bool refuse_with_later_errors(LaterErrors& queue);
   void reset_plugin_transaction();
 
+  // --- session_tls.cpp: STARTTLS and implicit TLS
+  void cmd_starttls(const std::string& arg);
+  void start_tls();
+  void on_tls_established();
+  std::string received_protocol() const;
+  static void on_tls_timeout(evutil_socket_t, short, void* self);
+
+  // --- session_auth.cpp: SMTP AUTH
+  enum class AuthStage { kNone, kPlain, kLoginUser, kLoginPassword, kCram };
+  int auth_methods_now() const;      // the qmail-md bitmask that applies on this connection
+  std::string auth_keyword() const;  // "AUTH LOGIN PLAIN ..." or "" when not offered
+  void cmd_auth(const std::string& arg);
+  void auth_continue(const std::string& line);
+  void submit_auth();
+  void on_auth_result(ipc::Frame* frame);
+  void reset_auth_exchange();
+
   // --- session_data.cpp: the message
   void on_queue_frame(ipc::Frame* frame);
   void begin_data(UniqueFd message_pipe, const std::string& qp);
@@ -155,6 +174,18 @@ class Session {
   int rcpt_count_ = 0;          // recipients accepted in this transaction
   int rcpt_count_all_ = 0;      // RCPTs that reached the plugins, accepted or not
   std::string plugin_address_;  // the MAIL/RCPT address plugins may change with C
+
+  // TLS and AUTH
+  bool tls_active_ = false;
+  bool tls_handshaking_ = false;
+  bool starttls_pending_ = false;  // 220 sent, TLS starts when it has been written
+  EventPtr tls_timer_;
+  bool authenticated_ = false;
+  AuthStage auth_stage_ = AuthStage::kNone;
+  std::string auth_method_;                  // "plain", "login", "cram-md5", ... (SMTPAUTHMETHOD)
+  std::vector<std::string> auth_responses_;  // the client's base64 lines, wiped when sent
+  std::string auth_challenge_;
+  std::optional<uint32_t> auth_request_;
 
   // DATA transaction state
   std::optional<uint32_t> queue_request_;

@@ -37,6 +37,10 @@ void Session::handle_command(const std::string& line) {
     reply("252 2.0.0 send some mail, i'll try my best");
   } else if (verb == "help") {
     reply("214 2.0.0 sppd: qmail-compatible SMTP service");
+  } else if (verb == "starttls") {
+    cmd_starttls(command.argument);
+  } else if (verb == "auth") {
+    cmd_auth(command.argument);
   } else if (verb == "quit") {
     cmd_quit();
     return;
@@ -79,6 +83,11 @@ void Session::cmd_helo(const std::string& arg, bool esmtp) {
     std::vector<std::string> keywords = {"PIPELINING", "8BITMIME"};
     unsigned long long limit = databytes();
     keywords.push_back(limit ? "SIZE " + std::to_string(limit) : "SIZE");
+    if (settings_.tls && !tls_active_) keywords.push_back("STARTTLS");
+    if (std::string auth = auth_keyword(); !auth.empty()) {
+      keywords.push_back(auth);
+      if (settings_.auth_oldauth) keywords.push_back("AUTH=" + auth.substr(5));
+    }
     keywords.push_back("ENHANCEDSTATUSCODES");
     std::string text = "250-" + settings_.me;
     for (size_t i = 0; i < keywords.size(); ++i) {
@@ -89,6 +98,15 @@ void Session::cmd_helo(const std::string& arg, bool esmtp) {
 }
 
 void Session::cmd_mail(const std::string& arg) {
+  // Submission policy per listener (issue: require TLS, then AUTH, before any MAIL).
+  if (settings_.listener.require_tls && !tls_active_) {
+    reply("530 5.7.0 must issue a STARTTLS command first");
+    return;
+  }
+  if (settings_.listener.require_auth && !authenticated_) {
+    reply("530 5.7.0 authentication required");
+    return;
+  }
   auto parsed = parse_address(arg, static_cast<size_t>(settings_.maxaddrlen), settings_.local_ips,
                               settings_.localiphost);
   if (!parsed) {

@@ -96,7 +96,7 @@ void Session::begin_data(UniqueFd message_pipe, const std::string& qp) {
   facts.remote_ip = get("TCPREMOTEIP");
   facts.local_host = get("TCPLOCALHOST");
   facts.local_ip = get("TCPLOCALIP");
-  facts.protocol = esmtp_ ? "ESMTP" : "SMTP";
+  facts.protocol = received_protocol();
   facts.when = time(nullptr);
   // qmail-spp: the plugins' H lines follow our Received line; then its per-message state
   // (headers, L-queues, counters) starts over.

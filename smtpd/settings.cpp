@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include "common/control.h"
 #include "common/log.h"
@@ -29,7 +30,8 @@ std::vector<std::string> local_addresses() {
 
 }  // namespace
 
-std::unique_ptr<ListenerSettings> load_listener_settings(const config::Listener& listener) {
+std::unique_ptr<ListenerSettings> load_listener_settings(const config::Listener& listener,
+                                                         bool auth_configured) {
   auto s = std::make_unique<ListenerSettings>();
   s->listener = listener;
   const std::string dir = listener.control_dir + "/";
@@ -64,6 +66,20 @@ std::unique_ptr<ListenerSettings> load_listener_settings(const config::Listener&
     s->maxaddrlen = listener.maxaddrlen.value_or(control::read_long(dir + "maxaddrlen", 900));
     s->maxhops = listener.maxhops.value_or(control::read_long(dir + "maxhops", 100));
     if (!listener.tcprules.empty()) s->tcprules = TcpRules::load(listener.tcprules);
+
+    // STARTTLS is offered when the certificate exists (qmail's TLS patch: servercert.pem);
+    // an implicit-TLS listener without one cannot work at all.
+    if (access(listener.tls_certificate.c_str(), F_OK) == 0) {
+      s->tls = std::make_shared<TlsContext>(listener.tls_certificate, listener.tls_key);
+    } else if (listener.implicit_tls || listener.require_tls) {
+      throw control::ControlError("listener needs TLS but " + listener.tls_certificate +
+                                  " does not exist");
+    }
+    s->auth_configured = auth_configured;
+    s->auth_methods_plain = static_cast<int>(control::read_long(dir + "auth/smtp", 60));
+    s->auth_methods_tls = static_cast<int>(control::read_long(dir + "auth/smtps", 63));
+    s->auth_delay = control::read_long(dir + "auth/delay", 0);
+    s->auth_oldauth = control::read_long(dir + "auth/oldauth", 0) > 0;
   } catch (const std::exception& e) {
     s->control_error = e.what();
     log::error("listener ", listener.name, ": unable to read controls: ", e.what());

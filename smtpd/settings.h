@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "smtpd/relay.h"
 #include "smtpd/tcprules.h"
+#include "smtpd/tls.h"
 
 namespace sppd::smtpd {
 
@@ -30,6 +31,15 @@ struct ListenerSettings {
   // DECISIONS.md: limits are on by default (qmail's databytes default is 0 = unlimited).
   static constexpr long kDefaultDatabytes = 20000000;
   unsigned long long databytes = kDefaultDatabytes;  // 0 = unlimited
+
+  std::shared_ptr<TlsContext> tls;  // null: no certificate, no STARTTLS / SMTPS
+  // SMTP AUTH (qmail-md's control/auth/*): methods offered as bitmasks (1 LOGIN, 2 PLAIN,
+  // 4 CRAM-MD5, 8 CRAM-SHA1, 16 CRAM-RIPEMD, 32 DIGEST-MD5 which sppd never offers).
+  bool auth_configured = false;  // [service authd] names a checkpassword program
+  int auth_methods_plain = 60;   // control/auth/smtp: connections without TLS
+  int auth_methods_tls = 63;     // control/auth/smtps: under TLS
+  long auth_delay = 0;           // control/auth/delay: seconds before a 535
+  bool auth_oldauth = false;     // control/auth/oldauth: also "250-AUTH=..." for old Outlook
   long timeoutsmtpd = 1200;
   long maxcmdlen = 1000;
   long maxaddrlen = 900;
@@ -38,6 +48,8 @@ struct ListenerSettings {
 
 // Loads one listener's settings. Never throws: problems end up in control_error and are
 // logged.
-std::unique_ptr<ListenerSettings> load_listener_settings(const config::Listener& listener);
+// auth_configured says whether authd has a checkpassword program to run.
+std::unique_ptr<ListenerSettings> load_listener_settings(const config::Listener& listener,
+                                                         bool auth_configured);
 
 }  // namespace sppd::smtpd

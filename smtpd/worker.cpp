@@ -49,6 +49,7 @@ Worker::Worker(event_base* base, const config::Config& config,
       queue_(base, "queue-bridge"),
       dns_(base, "dnsbl-cache"),
       plugins_(base, "pluginrunner"),
+      authd_(base, "authd"),
       log_tag_(std::to_string(getpid()) + "/") {
   for (auto& inherited : listeners) {
     const config::Listener* listener = config.listener(inherited.name);
@@ -57,7 +58,8 @@ Worker::Worker(event_base* base, const config::Config& config,
     listening->owner = this;
     listening->fd = std::move(inherited.fd);
     evutil_make_socket_nonblocking(listening->fd.get());
-    listening->settings = load_listener_settings(*listener);
+    listening->settings = load_listener_settings(
+        *listener, !config.service("authd").get("checkpassword", "").empty());
     listening->accept_event.reset(
         event_new(base_, listening->fd.get(), EV_READ | EV_PERSIST, on_accept, listening.get()));
     listeners_.push_back(std::move(listening));
@@ -112,8 +114,10 @@ void Worker::accept_from(Listening& listening) {
     socklen_t local_length = sizeof(local);
     getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length);
     uint64_t id = ++sessions_started_;
-    SessionContext context{base_,     &queue_,  &dns_,
-                           &plugins_, log_tag_, [this](uint64_t done) { session_finished(done); }};
+    SessionContext context{
+        base_, &queue_, &dns_, &plugins_, &authd_, log_tag_, [this](uint64_t done) {
+          session_finished(done);
+        }};
     auto session = std::make_unique<Session>(id, std::move(client), endpoint_of(remote),
                                              endpoint_of(local), *listening.settings, context);
     Session* started = session.get();
@@ -155,6 +159,8 @@ void Worker::on_control_frame(ipc::Frame&& frame) {
     queue_.attach(std::move(frame.fd));
   } else if (service == "dnsbl-cache") {
     dns_.attach(std::move(frame.fd));
+  } else if (service == "authd") {
+    authd_.attach(std::move(frame.fd));
   } else if (service == "pluginrunner") {
     int helper_pid = atoi(frame.get_or("helper_pid", "0").c_str());
     if (helper_pid <= 0) {

@@ -60,6 +60,7 @@ class Worker {
   HelperLink queue_;
   HelperLink dns_;
   HelperPool plugins_;
+  HelperLink authd_;
   std::string log_tag_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<uint64_t> finished_;

@@ -124,7 +124,7 @@ TEST_F(RunnerTest, WorkerGoingAwayKillsItsPlugins) {
   ASSERT_TRUE(run_until([&] { return !read_text(pid_file).empty(); }));
   pid_t plugin = std::atoi(read_text(pid_file).c_str());
   worker_.reset();
-  ASSERT_TRUE(run_until([&] { return runner_->running() == 0; }));
+  ASSERT_TRUE(run_until([&] { return runner_->in_flight() == 0; }));
   run_until([] { return false; }, 0.05);  // the abandoned request is destroyed next pass
   EXPECT_TRUE(run_until([&] {
     std::string stat = read_text("/proc/" + std::to_string(plugin) + "/stat");
@@ -136,10 +136,10 @@ TEST_F(RunnerTest, DrainFinishesRunningRequestsAndRefusesNewOnes) {
   start();
   send_run(1, 'm', {":sleep 0.3; echo HX"}, {});
   run_until([] { return false; }, 0.05);
-  runner_->drain("test");
+  runner_->service().drain("test");
   send_run(2, 'm', {":echo HY"}, {});
   auto began = Clock::now();
-  runner_->run();  // returns once nothing runs
+  runner_->service().run();  // returns once nothing runs
   EXPECT_LT(Clock::now() - began, std::chrono::seconds(3));
   run_until([] { return false; }, 0.05);
   EXPECT_EQ(commands(reply(1, protocol::kPluginResult)), (Strings{"HX"}));
@@ -152,7 +152,7 @@ TEST_F(RunnerTest, MasterGoingAwayDrains) {
   run_until([] { return false; }, 0.05);
   master_.reset();
   auto began = Clock::now();
-  runner_->run();
+  runner_->service().run();
   EXPECT_LT(Clock::now() - began, std::chrono::seconds(2));
 }
 

@@ -435,7 +435,7 @@ TEST_F(BridgeTest, DrainRefusesNewTransactionsAndEndsWhenIdle) {
   ipc::Frame* opened = open(1);
   ASSERT_NE(opened, nullptr);
   UniqueFd pipe = std::move(opened->fd);
-  bridge_->drain("test");
+  bridge_->service().drain("test");
   EXPECT_EQ(open(2), nullptr);
   const ipc::Frame* refused = reply(2, protocol::kQueueResult);
   ASSERT_NE(refused, nullptr);
@@ -459,7 +459,7 @@ TEST_F(BridgeTest, DrainRefusesNewTransactionsAndEndsWhenIdle) {
   timeval ten{10, 0};
   evtimer_add(guard.get(), &ten);
   bool& timed_out = guard_state.timed_out;
-  EXPECT_EQ(bridge_->run(), 0);
+  EXPECT_EQ(bridge_->service().run(), 0);
   EXPECT_FALSE(timed_out);
   run_until([&] { return reply(1, protocol::kQueueResult) != nullptr; }, 2);
   const ipc::Frame* result = reply(1, protocol::kQueueResult);
@@ -472,9 +472,9 @@ TEST_F(BridgeTest, ReloadTakesNewSettingsAndKeepsOldOnError) {
                                "\n[listener smtp]\naddress = 127.0.0.1:2525\n"
                                "[service queue-bridge]\nqmail_queue = " NULL_QUEUE_BIN "\n");
   start(settings({MAILDIR_QUEUE_BIN, "Maildir"}));
-  bridge_->reload();
+  bridge_->service().reload();
   write_file(config_path_, "this is not a config\n");
-  bridge_->reload();
+  bridge_->service().reload();
   const ipc::Frame* result = transact(1, "m\n", "a@b", {"c@d"});
   ASSERT_NE(result, nullptr);
   EXPECT_EQ(result->get_or("status", ""), "ok");

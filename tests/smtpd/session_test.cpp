@@ -144,9 +144,13 @@ class SessionTest : public ::testing::Test {
     int fds[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
     client_.reset(fds[0]);
-    SessionContext context{base_.get(),     queue_link_.get(),
-                           dns_link_.get(), plugin_pool_.get(),
-                           "test/",         [this](uint64_t) { finished_ = true; }};
+    SessionContext context{base_.get(),
+                           queue_link_.get(),
+                           dns_link_.get(),
+                           plugin_pool_.get(),
+                           auth_link_.get(),
+                           "test/",
+                           [this](uint64_t) { finished_ = true; }};
     session_ = std::make_unique<Session>(1, UniqueFd(fds[1]), Endpoint{"192.0.2.7", 40000, false},
                                          Endpoint{"192.0.2.1", 25, false}, settings_, context);
     session_->start();
@@ -180,6 +184,7 @@ class SessionTest : public ::testing::Test {
   EventBasePtr base_;
   ListenerSettings settings_;
   std::unique_ptr<HelperLink> queue_link_, dns_link_;
+  std::unique_ptr<HelperLink> auth_link_ = std::make_unique<HelperLink>(nullptr, "authd");
   std::unique_ptr<FakeQueueBridge> bridge_;
   std::unique_ptr<HelperPool> plugin_pool_;
   std::unique_ptr<FakePluginRunner> runner_;
