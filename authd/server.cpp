@@ -145,7 +145,12 @@ void Server::start_check(helper::Client& client, ipc::Frame& frame) {
   std::optional<Secret> input = checkpassword_input(*credentials, settings_.cram_order, timestamp);
   credentials->secret.wipe();
   if (!input) return fail("malformed", "credentials longer than checkpassword's 512 bytes");
-  runner_.submit(std::move(*input), {"TCPREMOTEIP=" + check.remote_ip},
+  // What a checkpassword may look at besides fd 3: vchkpw checks TCPLOCALPORT for SMTP.
+  std::vector<std::string> env = {"TCPREMOTEIP=" + check.remote_ip};
+  if (const std::string* port = frame.get("local_port"); port && !port->empty()) {
+    env.push_back("TCPLOCALPORT=" + *port);
+  }
+  runner_.submit(std::move(*input), std::move(env),
                  [this, check](const Outcome& outcome) { on_outcome(check, outcome); });
 }
 

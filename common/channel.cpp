@@ -27,6 +27,7 @@ Channel::~Channel() { close(); }
 void Channel::close() {
   if (read_event_) event_del(read_event_.get());
   if (write_event_) event_del(write_event_.get());
+  for (auto& out : outbound_) explicit_bzero(out.bytes.data(), out.bytes.size());
   outbound_.clear();
   fd_.reset();
 }
@@ -40,6 +41,7 @@ bool Channel::send(Frame&& frame) {
     return false;
   }
   outbound_.push_back(Outbound{std::move(*bytes), std::move(frame.fd)});
+  for (auto& [name, value] : frame.attrs) explicit_bzero(value.data(), value.size());
   write_frames();
   return open();
 }
@@ -94,6 +96,8 @@ void Channel::read_frames() {
     }
     std::string why;
     auto frame = decode(std::string_view(buffer, static_cast<size_t>(n)), &why);
+    // Frames may carry credentials (smtpd -> authd): no copy stays behind on the stack.
+    explicit_bzero(buffer, static_cast<size_t>(n));
     if (!frame) {
       fail("malformed frame: " + why);
       return;
@@ -127,6 +131,7 @@ void Channel::write_frames() {
       fail(std::string("write error: ") + std::strerror(errno));
       return;
     }
+    explicit_bzero(out.bytes.data(), out.bytes.size());  // may hold credentials, see above
     outbound_.pop_front();
   }
   update_write_interest();

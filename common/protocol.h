@@ -80,8 +80,9 @@ constexpr uint16_t kPluginResult = 33;
 // worker -> authd: attrs: method ("plain" | "login" | "cram-md5" | "cram-sha1" |
 //   "cram-ripemd"), response (repeated, the client's base64 lines in order: PLAIN one,
 //   LOGIN two (user, password), CRAM one), challenge (CRAM only: the exact challenge text
-//   the client was sent, before base64), remote_ip, delay (seconds to hold a failure's
-//   answer: control/auth/delay)
+//   the client was sent, before base64), remote_ip, local_port (checkpassword programs such
+//   as vchkpw look at TCPLOCALPORT), delay (seconds to hold a failure's answer:
+//   control/auth/delay)
 constexpr uint16_t kAuthCheck = 40;
 // authd -> worker: attrs: status ("ok" | "bad" | "temp" | "malformed"), user (if "ok": the
 //   authenticated login name), text (optional detail for the worker's log, never a secret)

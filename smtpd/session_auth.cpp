@@ -166,6 +166,7 @@ void Session::submit_auth() {
   for (auto& response : auth_responses_) check.add("response", response);
   if (!auth_challenge_.empty()) check.add("challenge", auth_challenge_);
   check.add("remote_ip", remote_.ip);
+  check.add("local_port", std::to_string(local_.port));
   check.add("delay", std::to_string(settings_.auth_delay));
   reset_auth_exchange();
   auth_request_ = context_.authd->request(std::move(check),
