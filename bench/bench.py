@@ -4,8 +4,8 @@
 # with Postfix's smtp-source (never Postfix itself) and a small latency client, and prints
 # one table: msgs/s, per-transaction latency, server CPU per message, peak RSS per program,
 # plus the cost of one spawn+wait of the null queue, and what one qmail-spp plugin run costs
-# (rows spp0/spp6) next to a bare posix_spawn+waitpid loop of the same plugin. Every count is
-# bounded (BENCH_SCALE).
+# (rows spp0/spp6) next to a bare posix_spawn+waitpid loop of the same plugin, then the TLS
+# and SMTP AUTH rows (bench/tls_auth.py). Every count is bounded (BENCH_SCALE).
 import argparse
 import os
 import shutil
@@ -22,6 +22,7 @@ SOURCE_DIR = HERE.parent
 os.environ.setdefault("SPPD_BIN_DIR", str(SOURCE_DIR / "build" / "bin"))
 sys.path.insert(0, str(SOURCE_DIR / "tests" / "integration"))
 import conftest  # noqa: E402  (the integration harness: Sppd, /proc helpers)
+import tls_auth  # noqa: E402  (the TLS and AUTH rows)
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -224,7 +225,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a tenth of the default counts")
     parser.add_argument("--size", type=int, default=4096, help="message payload bytes")
-    parser.add_argument("--only", default="", help="comma list of row labels to run")
+    parser.add_argument("--only", default="",
+                        help="comma list of row labels to run (tls, auth, rss: those groups)")
     args = parser.parse_args()
     scale = float(os.environ.get("BENCH_SCALE", "1")) * (0.1 if args.quick else 1)
 
@@ -276,6 +278,10 @@ def main():
             rows.append(one_run(label, null_queue, configs[0][1], "a", plugin_counts, args.size,
                                 plugin_options(noop, runs)))
 
+        tls_auth_rows = {o for o in only if o.split("/")[0] in ("tls", "auth", "rss")}
+        if only and not rows:  # only TLS/AUTH rows asked for
+            tls_auth.run(scale, tls_auth_rows, tree_cpu_seconds)
+            return
         print()
         header = (f"{'queue/workers/load':22} {'msgs':>7} {'secs':>7} {'msgs/s':>8} {'p50 ms':>7} "
                   f"{'p99 ms':>7} {'CPU us/msg':>10}  peak RSS kB (master smtpd bridge dns "
@@ -307,6 +313,8 @@ def main():
         print("CPU us/msg = user+sys of sppd-master and all its descendants (live ones plus those "
               "reaped, via cutime/cstime) during the run, divided by the messages sent; it "
               "includes qmail-queue.")
+        if not only or tls_auth_rows:
+            tls_auth.run(scale, tls_auth_rows, tree_cpu_seconds)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -2,8 +2,10 @@
 # sppd benchmarks: sppd from the build dir (SPPD_BIN_DIR, default build/bin) on loopback,
 # driven by Postfix's smtp-source (the postfix package is installed for this tool only and
 # is never started) and a small latency client. Prints one table, then the qmail-spp plugin
-# cost (rows spp0/2x50/a and spp6/2x50/a); see bench/README.md.
-# Usage: bench/run.sh [--quick] [--size BYTES] [--only null/2x50/a,spp0/2x50/a,spp6/2x50/a,...]
+# cost (rows spp0/2x50/a and spp6/2x50/a), then TLS handshakes/s (465 and STARTTLS, TLS 1.3
+# and 1.2), AUTH PLAIN sessions/s through sppd-test-checkpassword and smtpd memory per TLS
+# session (rows tls/..., auth/..., rss/...; bench/tls_auth.py); see bench/README.md.
+# Usage: bench/run.sh [--quick] [--size BYTES] [--only null/2x50/a,spp0/2x50/a,tls,auth,rss,...]
 #   BENCH_SCALE=0.5 bench/run.sh   scales every message count.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

@@ -7,7 +7,7 @@ set -eu
 packages="build-essential cmake pkg-config clang-format
   libevent-dev libssl-dev libseccomp-dev libboost-dev libc-ares-dev libcdb-dev tinycdb
   libgtest-dev
-  python3 python3-pytest swaks openssl postfix rbldnsd procps iproute2 dnsmasq-base"
+  python3 python3-pytest swaks libnet-ssleay-perl openssl postfix rbldnsd procps iproute2 dnsmasq-base"
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: not root; assuming these are installed: $packages" >&2

@@ -270,6 +270,11 @@ void Session::finish(const char* why) {
   reset_auth_exchange();
   tls_timer_.reset();
   message_pipe_.reset();
+  if (closing_ && tls_active_ && client_) {
+    // A TLS connection we end ourselves ends with close_notify (RFC 8446 §6.1); the replies
+    // before it have all been written.
+    if (SSL* ssl = bufferevent_openssl_get_ssl(client_.get())) SSL_shutdown(ssl);
+  }
   client_.reset();  // closes the connection; safe inside libevent's own callback
   log::info("session ", id_, ": end (", why, ")");
   context_.on_finished(id_);

@@ -128,6 +128,8 @@ class Session {
   void submit_auth();
   void on_auth_result(ipc::Frame* frame);
   void reset_auth_exchange();
+  void set_auth_env(const std::string& name, const std::string& value);
+  void forget_authentication();
 
   // --- session_data.cpp: the message
   void on_queue_frame(ipc::Frame* frame);
@@ -181,6 +183,9 @@ class Session {
   bool starttls_pending_ = false;  // 220 sent, TLS starts when it has been written
   EventPtr tls_timer_;
   bool authenticated_ = false;
+  // What a successful AUTH changed in the environment, with the values before it, so that a
+  // later STARTTLS can forget the login completely (RFC 3207 §4.2).
+  std::vector<std::pair<std::string, std::optional<std::string>>> env_before_auth_;
   AuthStage auth_stage_ = AuthStage::kNone;
   std::string auth_method_;                  // "plain", "login", "cram-md5", ... (SMTPAUTHMETHOD)
   std::vector<std::string> auth_responses_;  // the client's base64 lines, wiped when sent

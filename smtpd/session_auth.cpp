@@ -152,6 +152,26 @@ void Session::auth_continue(const std::string& line) {
   submit_auth();
 }
 
+void Session::set_auth_env(const std::string& name, const std::string& value) {
+  const std::string* before = env(name);
+  env_before_auth_.emplace_back(name, before ? std::optional<std::string>(*before) : std::nullopt);
+  set_env(name, value);
+}
+
+void Session::forget_authentication() {
+  // Undo in reverse order, so a variable set twice gets its very first value back (e.g. a
+  // RELAYCLIENT that tcprules gave the client before it logged in).
+  for (auto it = env_before_auth_.rbegin(); it != env_before_auth_.rend(); ++it) {
+    if (it->second) {
+      set_env(it->first, *it->second);
+    } else {
+      unset_env(it->first);
+    }
+  }
+  env_before_auth_.clear();
+  authenticated_ = false;
+}
+
 void Session::reset_auth_exchange() {
   for (auto& response : auth_responses_) wipe(response);
   auth_responses_.clear();
@@ -199,19 +219,18 @@ void Session::on_auth_result(ipc::Frame* frame) {
   }
   std::string user = frame->get_or("user", "");
   // qmail-spp's [auth] hook: the plugins see who logged in, before the 235.
-  set_env("SMTPAUTHUSER", user);
-  set_env("SMTPAUTHMETHOD", auth_method_);
+  set_auth_env("SMTPAUTHUSER", user);
+  set_auth_env("SMTPAUTHMETHOD", auth_method_);
   set_busy(false);
   run_plugins('a', [this, user](PluginVerdict verdict) {
     if (verdict == PluginVerdict::kRefused || verdict == PluginVerdict::kClosing) {
       // DECISIONS.md: a refused AUTH leaves no trace that later plugins could trust.
-      unset_env("SMTPAUTHUSER");
-      unset_env("SMTPAUTHMETHOD");
+      forget_authentication();
       return;
     }
     authenticated_ = true;
-    set_env("RELAYCLIENT", "");      // as every qmail AUTH patch: authenticated users relay
-    set_env("TCPREMOTEINFO", user);  // and appear as user@ip in the Received line
+    set_auth_env("RELAYCLIENT", "");      // as every qmail AUTH patch: authenticated users relay
+    set_auth_env("TCPREMOTEINFO", user);  // and appear as user@ip in the Received line
     log::info("session ", id_, ": authenticated ", user, " with ", auth_method_);
     reply("235 2.7.0 ok, go ahead");
   });

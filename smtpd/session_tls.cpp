@@ -81,10 +81,13 @@ void Session::on_tls_established() {
   set_env("SSL_CIPHER_USEKEYSIZE", std::to_string(facts.use_bits));
   set_env("SSL_CIPHER_ALGKEYSIZE", std::to_string(facts.alg_bits));
   log::info("session ", id_, ": TLS established: ", facts.protocol, " ", facts.cipher);
-  // RFC 3207: everything learnt before the handshake is forgotten; the client says EHLO again.
+  // RFC 3207: everything learnt before the handshake is forgotten, a plaintext login too
+  // (else a man in the middle could log in first and ride the victim's TLS session);
+  // the client says EHLO again.
   helo_.reset();
   esmtp_ = false;
   reset_transaction();
+  forget_authentication();
 }
 
 std::string Session::received_protocol() const {

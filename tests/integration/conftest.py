@@ -2,16 +2,23 @@
 # free loopback port, control/, tcprules, a Maildir, fake qmail-queue scripts), starts the
 # real sppd-master from SPPD_BIN_DIR, and gives tests an SMTP client, the Maildir, the
 # process table and signals. Every wait is a condition with a deadline, never a bare sleep.
+# TLS and AUTH: a self-signed certificate made with `openssl req` at test time, a password
+# file for the test checkpassword program, [service authd] settings, TLS-capable clients.
 # On teardown the master gets SIGTERM; its log is printed when a test failed, and any
 # sanitizer report in the log fails the test.
+import base64
 import dataclasses
 import datetime
+import functools
+import hmac
+import json
 import os
 import pwd
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -44,7 +51,7 @@ SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 RECEIVED_RE = re.compile(
     rb"Received: from (?P<host>[^ \n]+)(?: \(HELO (?P<helo>[^\n]*?)\))? \((?P<ip>[^)\n]*)\)\n"
-    rb"  by (?P<local>[^ \n]+) with (?P<proto>[A-Z]+); "
+    rb"  by (?P<local>[^ \n]+) with (?P<proto>[A-Z]+(?: \([^)\n]*\))?); "
     rb"(?P<date>(?:[1-9]|[12][0-9]|3[01]) (?:" + MONTHS.encode() + rb") [0-9]{4} "
     rb"[0-2][0-9]:[0-5][0-9]:[0-6][0-9]) -0000\n")
 QUEUED_RE = re.compile(r"^250 2\.6\.0 ok (?P<time>[0-9]+) qp (?P<pid>[0-9]+)$")
@@ -55,6 +62,14 @@ QUEUED_RE = re.compile(r"^250 2\.6\.0 ok (?P<time>[0-9]+) qp (?P<pid>[0-9]+)$")
 PLUGIN_SOURCE_DIR = Path(__file__).resolve().parent / "plugins"
 TEST_PLUGIN_DIR = Path(os.environ.get("SPPD_TEST_PLUGIN_DIR") or BIN_DIR.parent / "test-plugins")
 SEED_PLUGIN_DIR = Path(os.environ.get("SPPD_PLUGIN_DIR") or BIN_DIR.parent / "plugins")
+# Test programs built by the test build into <build>/test-bin: the checkpassword-compatible
+# sppd-test-checkpassword PASSWORDFILE SUBPROGRAM... (PLAIN/LOGIN and the CRAM conventions;
+# exit 1 mismatch, 2 malformed, 111 unreadable file, else execs the rest of argv).
+TEST_BIN_DIR = Path(os.environ.get("SPPD_TEST_BIN_DIR") or BIN_DIR.parent / "test-bin")
+TEST_CHECKPASSWORD = TEST_BIN_DIR / "sppd-test-checkpassword"
+# Helper programs of the AUTH tests (recordpw, a recording wrapper; multicheckpw), copied
+# into the bin/ of every instance that has [service authd] settings.
+AUTH_PROGRAM_DIR = Path(__file__).resolve().parent / "auth"
 
 
 def wait_for(predicate, timeout, what, interval=0.02):
@@ -169,6 +184,74 @@ def vm_hwm_kib(pid):
 
 
 # ---------------------------------------------------------------------------------------------
+# TLS and SMTP AUTH helpers
+
+@functools.lru_cache(maxsize=None)
+def make_certificate(name="mx.sppd.test"):
+    """PEM text of a fresh self-signed certificate (ECDSA P-256) followed by its key, as
+    qmail's control/servercert.pem holds them; made with `openssl req` once per test run."""
+    directory = Path(tempfile.mkdtemp(prefix="sppd-test-cert-"))
+    try:
+        cert, key = directory / "cert.pem", directory / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                        "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True, timeout=30)
+        return cert.read_text() + key.read_text()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def tls_client_context(version=None):
+    """A client context that takes the tests' self-signed certificate. version pins the
+    protocol: "TLSv1.2" or "TLSv1.3"; None = whatever both sides prefer."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if version:
+        pinned = getattr(ssl.TLSVersion, version.replace(".", "_"))
+        context.minimum_version = context.maximum_version = pinned
+    return context
+
+
+def b64(data):
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+# The CRAM mechanisms and their HMAC hash (RFC 2195; qmail's AUTH patches for SHA1, RIPEMD).
+CRAM_HASHES = {"CRAM-MD5": "md5", "CRAM-SHA1": "sha1", "CRAM-RIPEMD": "ripemd160"}
+
+
+def cram_response(mechanism, challenge_b64, user, password):
+    """The client's answer to `334 <challenge_b64>`: base64 of "user hexdigest"."""
+    challenge = base64.b64decode(challenge_b64)
+    digest = hmac.new(password.encode(), challenge, CRAM_HASHES[mechanism]).hexdigest()
+    return b64(f"{user} {digest}")
+
+
+@functools.lru_cache(maxsize=None)
+def swaks_supports_tls():
+    result = subprocess.run(["swaks", "--support"], capture_output=True, text=True, timeout=30)
+    return "=== TLS supported" in result.stdout + result.stderr
+
+
+def swaks(instance, listener, *args, source=None, timeout=60):
+    """Runs swaks against a listener (--server, --helo client.test, from alice@client.test
+    to bob@example.com unless args say otherwise); returns the CompletedProcess."""
+    if ("--tls" in args or "--tlsc" in args) and not swaks_supports_tls():
+        pytest.fail("swaks cannot do TLS here: it needs Perl's Net::SSLeay (Debian package "
+                    "libnet-ssleay-perl, see scripts/install-deps.sh)", pytrace=False)
+    host, port = instance.addresses[listener]
+    command = ["swaks", "--server", f"{host}:{port}", "--helo", "client.test",
+               "--from", "alice@client.test", "--to", "bob@example.com", *args]
+    if source:
+        command += ["--local-interface", source]
+    return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------
 # SMTP client for raw dialogues
 
 @dataclasses.dataclass
@@ -188,7 +271,9 @@ class Reply:
 class SmtpConnection:
     """A raw SMTP client: bytes in, replies out. Reads the greeting on connect by default."""
 
-    def __init__(self, host, port, timeout=REPLY_TIMEOUT, greet=True, source=None):
+    def __init__(self, host, port, timeout=REPLY_TIMEOUT, greet=True, source=None, tls=False,
+                 tls_version=None):
+        """tls: implicit TLS (SMTPS): the handshake comes before the greeting."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
@@ -196,6 +281,8 @@ class SmtpConnection:
             self.sock.bind((source, 0))
         self.sock.connect((host, port))
         self.buffer = b""
+        if tls:
+            self.start_tls(tls_version)
         self.greeting = self.read_reply() if greet else None
 
     def __enter__(self):
@@ -210,6 +297,46 @@ class SmtpConnection:
     @property
     def local_port(self):
         return self.sock.getsockname()[1]
+
+    def start_tls(self, version=None):
+        """The client side of a TLS handshake on the connection as it stands (after the
+        server's 220 to STARTTLS, or at once for SMTPS). Nothing may be buffered unread."""
+        assert self.buffer == b"", f"plaintext left unread before the handshake: {self.buffer!r}"
+        self.sock = tls_client_context(version).wrap_socket(self.sock)
+
+    def starttls(self, version=None):
+        """STARTTLS, its exact 220 and the handshake; returns the 220 reply."""
+        reply = self.expect("STARTTLS", "220 2.0.0 ready for tls")
+        self.start_tls(version)
+        return reply
+
+    @property
+    def cipher(self):
+        """(cipher name, protocol version, secret bits) of the TLS session."""
+        return self.sock.cipher()
+
+    def auth(self, mechanism, user, password, initial=False):
+        """A whole AUTH exchange as a client does it; returns the server's last reply.
+        initial: send the PLAIN credentials / LOGIN user name on the AUTH line."""
+        if mechanism == "PLAIN":
+            response = b64(f"\0{user}\0{password}")
+            if initial:
+                return self.cmd(f"AUTH PLAIN {response}")
+            reply = self.cmd("AUTH PLAIN")
+            assert reply.lines == ["334 "], reply.line
+            return self.cmd(response)
+        if mechanism == "LOGIN":
+            if initial:
+                reply = self.cmd(f"AUTH LOGIN {b64(user)}")
+            else:
+                reply = self.cmd("AUTH LOGIN")
+                assert reply.lines == ["334 VXNlcm5hbWU6"], reply.line
+                reply = self.cmd(b64(user))
+            assert reply.lines == ["334 UGFzc3dvcmQ6"], reply.line
+            return self.cmd(b64(password))
+        reply = self.cmd(f"AUTH {mechanism}")
+        assert reply.code == 334, reply.line
+        return self.cmd(cram_response(mechanism, reply.line[4:], user, password))
 
     def send(self, data):
         if isinstance(data, str):
@@ -272,8 +399,8 @@ class SmtpConnection:
                 if not chunk:
                     return data
                 data += chunk
-        except ConnectionResetError:
-            return data
+        except (ConnectionResetError, ssl.SSLError):
+            return data  # a reset, or a TLS session cut without close_notify
         except socket.timeout:
             raise AssertionError(f"server did not close the connection within {timeout}s "
                                  f"(got {data!r})") from None
@@ -511,7 +638,13 @@ class Sppd:
       pluginrunner: dict merged into [service pluginrunner] (processes, plugin_timeout, ...);
       plugins: {name: source or (source, output bytes)} installed as plugins/NAME (see
         install_plugin); smtpplugins: raw text of control/smtpplugins (None: no file);
-      home_files: {path relative to qmail_home: raw text} (e.g. control/msaplugins).
+      home_files: {path relative to qmail_home: raw text} (e.g. control/msaplugins);
+      tls: True installs a self-signed certificate (make_certificate) as
+        control/servercert.pem, so STARTTLS is offered and implicit_tls listeners work;
+      authd: dict merged into [service authd];
+      passwords: {user: password} written to <dir>/passwords; unless authd names a
+        checkpassword, authd then runs recordpw (which logs every run to
+        out/checkpassword.log) in front of sppd-test-checkpassword over that file.
     """
 
     def __init__(self, options=None):
@@ -538,6 +671,7 @@ class Sppd:
         self.queue_bridge = {}
         self.dnsbl_cache = {}
         self.pluginrunner = {}
+        self.authd = {}
         if drop_privileges:
             self.smtpd["user"] = SERVICE_USERS["smtpd"]
             self.queue_bridge["user"] = SERVICE_USERS["queue-bridge"]
@@ -558,6 +692,15 @@ class Sppd:
         self.queue_bridge.update(options.pop("queue_bridge", {}))
         self.dnsbl_cache.update(options.pop("dnsbl_cache", {}))
         self.pluginrunner.update(options.pop("pluginrunner", {}))
+        self.authd.update(options.pop("authd", {}))
+        self.passwords = options.pop("passwords", None)
+        self.passwords_path = self.dir / "passwords"
+        self.checkpassword_log = self.out_dir / "checkpassword.log"
+        if self.passwords is not None and "checkpassword" not in self.authd:
+            self.authd["checkpassword"] = (f"{self.dir}/bin/recordpw {self.checkpassword_log} "
+                                           f"{TEST_CHECKPASSWORD} {self.passwords_path} /bin/true")
+        if options.pop("tls", False):
+            self.control["servercert.pem"] = make_certificate()
         self.plugin_dir = self.dir / "plugins"
         self.plugins = dict(options.pop("plugins", {}))
         self.home_files = dict(options.pop("home_files", {}))
@@ -613,6 +756,8 @@ class Sppd:
                  section("[service dnsbl-cache]", self.dnsbl_cache)]
         if self.pluginrunner:
             parts.append(section("[service pluginrunner]", self.pluginrunner))
+        if self.authd:
+            parts.append(section("[service authd]", self.authd))
         for name, settings in self.listeners.items():
             settings = {**settings, "address": settings["resolved_address"]}
             parts.append(section(f"[listener {name}]", settings))
@@ -625,6 +770,7 @@ class Sppd:
         if text is None:
             path.unlink(missing_ok=True)
         else:
+            path.parent.mkdir(parents=True, exist_ok=True)  # control/auth/smtp and the like
             path.write_text(text if text.endswith("\n") or text == "" else text + "\n")
             os.chmod(path, 0o644)
 
@@ -636,6 +782,40 @@ class Sppd:
     def write_config(self):
         self.conf_path.write_text(self.config_text())
         os.chmod(self.conf_path, 0o644)
+
+    # ---- SMTP AUTH
+
+    def write_passwords(self, passwords, path=None):
+        """The test checkpassword's file: one user:password line each (None: remove it)."""
+        path = Path(path or self.passwords_path)
+        if passwords is None:
+            path.unlink(missing_ok=True)
+            return path
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(f"{user}:{password}\n" for user, password in passwords.items()))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        return path
+
+    def install_auth_programs(self):
+        """Copies tests/integration/auth/* (recordpw, multicheckpw) into <dir>/bin/."""
+        target = self.dir / "bin"
+        target.mkdir(exist_ok=True)
+        for source in AUTH_PROGRAM_DIR.iterdir():
+            if source.is_file():
+                tmp = target / f".{source.name}.tmp"
+                shutil.copyfile(source, tmp)
+                os.chmod(tmp, 0o755)
+                os.replace(tmp, target / source.name)
+
+    def checkpassword_runs(self):
+        """What recordpw logged, one dict per checkpassword run, oldest first: user, ip,
+        fields (what fd 3 carried, split at the NULs), argv (what it ran)."""
+        try:
+            text = self.checkpassword_log.read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     # ---- qmail-spp plugins
 
@@ -676,19 +856,24 @@ class Sppd:
         """For an instance shared by several tests: forgets the previous test's plugins,
         their records, the Maildir and the queue's env dumps, installs `plugins` ({name:
         source or (source, output)}) and writes control/smtpplugins (None: no file)."""
-        for d in (self.plugin_dir, self.out_dir, self.maildir / "new", self.maildir / "tmp"):
-            if d.exists():
-                for entry in d.iterdir():
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.rmtree(entry)
-                    else:
-                        entry.unlink()
+        self.forget_records(self.plugin_dir)
         self.plugins = dict(plugins or {})
         self.home_files["control/smtpplugins"] = smtpplugins
         for name, spec in self.plugins.items():
             source, output = spec if isinstance(spec, tuple) else (spec, None)
             self.install_plugin(name, source, output)
         self.write_home_file("control/smtpplugins", smtpplugins)
+
+    def forget_records(self, *more):
+        """For an instance shared by several tests: empties out/ (plugin and checkpassword
+        records, the queue's env dumps), the Maildir and the directories in `more`."""
+        for d in (*more, self.out_dir, self.maildir / "new", self.maildir / "tmp"):
+            if d.exists():
+                for entry in d.iterdir():
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
 
     def plugin_runs(self, name):
         """What plugins/NAME (a say plugin) recorded, one PluginRun per run, oldest first."""
@@ -715,6 +900,10 @@ class Sppd:
         for name, spec in self.plugins.items():
             source, output = spec if isinstance(spec, tuple) else (spec, None)
             self.install_plugin(name, source, output)
+        if self.passwords is not None:
+            self.write_passwords(self.passwords)
+        if self.authd:
+            self.install_auth_programs()
         scripts = {"scripted": SCRIPTED_QUEUE, "hang": HANG_QUEUE, "envdump": ENVDUMP_QUEUE}
         for name, text in scripts.items():
             path = self.dir / "queue" / name
