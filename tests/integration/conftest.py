@@ -32,12 +32,12 @@ BIN_DIR = Path(os.environ.get("SPPD_BIN_DIR") or SOURCE_DIR / "build" / "bin").r
 IS_ROOT = os.geteuid() == 0
 
 # Service -> the system user it runs as when the master is root (scripts/install-deps.sh).
-SERVICE_USERS = {"smtpd": "sppd-smtpd", "queue-bridge": "sppd-queue", "dnsbl-cache": "sppd-dns"}
-# The pluginrunner's user when the tests run as root, used only if the system has it
-# (otherwise the pool runs as root, like a master started by hand without users).
-PLUGINRUNNER_USER = "sppd-plugin"
+# authd has none: it stays root, as checkpassword programs may need root (DESIGN.md).
+SERVICE_USERS = {"smtpd": "sppd-smtpd", "queue-bridge": "sppd-queue", "dnsbl-cache": "sppd-dns",
+                 "pluginrunner": "sppd-plugin", "authd": "root"}
 PROGRAMS = {"smtpd": "sppd-smtpd", "queue-bridge": "sppd-queue-bridge",
-            "dnsbl-cache": "sppd-dnsbl-cache"}
+            "dnsbl-cache": "sppd-dnsbl-cache", "pluginrunner": "sppd-pluginrunner",
+            "authd": "sppd-authd"}
 
 START_TIMEOUT = 30.0    # master start until the first 220 (generous for ASan builds)
 REPLY_TIMEOUT = 15.0    # one SMTP reply
@@ -89,14 +89,6 @@ def free_port(host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def user_exists(name):
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
 
 
 def ipv6_loopback_available():
@@ -676,8 +668,7 @@ class Sppd:
             self.smtpd["user"] = SERVICE_USERS["smtpd"]
             self.queue_bridge["user"] = SERVICE_USERS["queue-bridge"]
             self.dnsbl_cache["user"] = SERVICE_USERS["dnsbl-cache"]
-            if user_exists(PLUGINRUNNER_USER):
-                self.pluginrunner["user"] = PLUGINRUNNER_USER
+            self.pluginrunner["user"] = SERVICE_USERS["pluginrunner"]
         # No PTR lookups by default: loopback has no reverse zone here, and tests must not
         # depend on the machine's resolver. test_dns.py turns them on against its own server.
         self.listeners = {"smtp": {"address": "127.0.0.1:{free}", "control_dir": "control",

@@ -56,7 +56,8 @@ def test_children_run_as_their_users_smtpd_chrooted_and_sandboxed(make_sppd):
     assert ids(proc_status(sppd.pid), "Uid") == [0, 0, 0, 0]
     for service, program in PROGRAMS.items():
         user = pwd.getpwnam(SERVICE_USERS[service])
-        for pid in sppd.wait_pids(program, 2 if service == "smtpd" else 1):
+        sppd.wait_pids(program, 2 if service == "smtpd" else 1)
+        for pid in sppd.pids(program):
             settled(pid, runs_as(user, program))
     chroot = str(sppd.dir / "empty")
     for pid in sppd.pids("sppd-smtpd"):
