@@ -5,7 +5,8 @@
 # one table: msgs/s, per-transaction latency, server CPU per message, peak RSS per program,
 # plus the cost of one spawn+wait of the null queue, and what one qmail-spp plugin run costs
 # (rows spp0/spp6) next to a bare posix_spawn+waitpid loop of the same plugin, then the TLS
-# and SMTP AUTH rows (bench/tls_auth.py). Every count is bounded (BENCH_SCALE).
+# and SMTP AUTH rows (bench/tls_auth.py) and the DNSBL rows (bench/dnsbl.py). Every count is
+# bounded (BENCH_SCALE).
 import argparse
 import os
 import shutil
@@ -23,6 +24,7 @@ os.environ.setdefault("SPPD_BIN_DIR", str(SOURCE_DIR / "build" / "bin"))
 sys.path.insert(0, str(SOURCE_DIR / "tests" / "integration"))
 import conftest  # noqa: E402  (the integration harness: Sppd, /proc helpers)
 import tls_auth  # noqa: E402  (the TLS and AUTH rows)
+import dnsbl  # noqa: E402  (the DNSBL rows)
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -226,7 +228,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a tenth of the default counts")
     parser.add_argument("--size", type=int, default=4096, help="message payload bytes")
     parser.add_argument("--only", default="",
-                        help="comma list of row labels to run (tls, auth, rss: those groups)")
+                        help="comma list of row labels to run (tls, auth, rss, dnsbl: those "
+                             "groups)")
     args = parser.parse_args()
     scale = float(os.environ.get("BENCH_SCALE", "1")) * (0.1 if args.quick else 1)
 
@@ -279,8 +282,12 @@ def main():
                                 plugin_options(noop, runs)))
 
         tls_auth_rows = {o for o in only if o.split("/")[0] in ("tls", "auth", "rss")}
-        if only and not rows:  # only TLS/AUTH rows asked for
-            tls_auth.run(scale, tls_auth_rows, tree_cpu_seconds)
+        dnsbl_rows = {o for o in only if o.split("/")[0] == "dnsbl"}
+        if only and not rows:  # only TLS/AUTH and DNSBL rows asked for
+            if tls_auth_rows:
+                tls_auth.run(scale, tls_auth_rows, tree_cpu_seconds)
+            if dnsbl_rows:
+                dnsbl.run(scale, dnsbl_rows, tree_cpu_seconds)
             return
         print()
         header = (f"{'queue/workers/load':22} {'msgs':>7} {'secs':>7} {'msgs/s':>8} {'p50 ms':>7} "
@@ -315,6 +322,8 @@ def main():
               "includes qmail-queue.")
         if not only or tls_auth_rows:
             tls_auth.run(scale, tls_auth_rows, tree_cpu_seconds)
+        if not only or dnsbl_rows:
+            dnsbl.run(scale, dnsbl_rows, tree_cpu_seconds)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -4,8 +4,11 @@
 # is never started) and a small latency client. Prints one table, then the qmail-spp plugin
 # cost (rows spp0/2x50/a and spp6/2x50/a), then TLS handshakes/s (465 and STARTTLS, TLS 1.3
 # and 1.2), AUTH PLAIN sessions/s through sppd-test-checkpassword and smtpd memory per TLS
-# session (rows tls/..., auth/..., rss/...; bench/tls_auth.py); see bench/README.md.
-# Usage: bench/run.sh [--quick] [--size BYTES] [--only null/2x50/a,spp0/2x50/a,tls,auth,rss,...]
+# session (rows tls/..., auth/..., rss/...; bench/tls_auth.py), then connections/s through
+# DNSBL checks and the DNS queries that reached rbldnsd (rows dnsbl/...; bench/dnsbl.py); see
+# bench/README.md.
+# Usage: bench/run.sh [--quick] [--size BYTES]
+#                     [--only null/2x50/a,spp0/2x50/a,tls,auth,rss,dnsbl,...]
 #   BENCH_SCALE=0.5 bench/run.sh   scales every message count.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

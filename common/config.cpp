@@ -29,13 +29,15 @@ const std::set<std::string> kListenerKeys = {"address",
                                              "implicit_tls",
                                              "require_tls",
                                              "require_auth",
-                                             "tls_handshake_timeout"};
+                                             "tls_handshake_timeout",
+                                             "rbl",
+                                             "rbl_when"};
 // Keys every service accepts, then the ones only some services know.
 const std::set<std::string> kCommonServiceKeys = {"user", "processes"};
 const std::map<std::string, std::set<std::string>> kServiceKeys = {
     {"smtpd", {"chroot", "sessions_per_worker", "max_use"}},
     {"queue-bridge", {"qmail_queue", "queue_timeout", "error_fd"}},
-    {"dnsbl-cache", {"resolver", "chroot"}},
+    {"dnsbl-cache", {"resolver", "chroot", "lookup_timeout"}},
     {"pluginrunner", {"plugin_timeout", "max_output"}},
     {"authd",
      {"checkpassword", "check_timeout", "concurrency", "cram_order", "max_failures",
@@ -272,6 +274,11 @@ Config parse(const std::string& text, const std::string& path) {
           listener->require_tls = p.boolean(key, value);
         } else if (key == "require_auth") {
           listener->require_auth = p.boolean(key, value);
+        } else if (key == "rbl") {
+          listener->rbl = value;
+        } else if (key == "rbl_when") {
+          if (value != "connect" && value != "rcpt") p.fail("rbl_when must be connect or rcpt");
+          listener->rbl_at_rcpt = value == "rcpt";
         } else if (key == "tls_handshake_timeout") {
           listener->tls_handshake_timeout = static_cast<int>(p.number(key, value, 1, 3600));
         } else {

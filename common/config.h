@@ -38,6 +38,11 @@ struct Listener {
   bool require_tls = false;
   bool require_auth = false;
   int tls_handshake_timeout = 30;
+  // DNSBL checks with rblsmtpd's options, acted on in order ("-b -r zone -a zone -t 60"),
+  // at connect (rblsmtpd's place) or deferred to the first RCPT (rblspp's place, skipped for
+  // authenticated sessions). Empty: no checks.
+  std::string rbl;
+  bool rbl_at_rcpt = false;
   // Overrides of the control files of the same names; nullopt = use control/ or default.
   std::optional<long> databytes, timeoutsmtpd, maxcmdlen, maxaddrlen, maxhops;
   int line = 0;

@@ -54,6 +54,16 @@ constexpr uint16_t kDnsPtr = 20;
 // cache -> worker: attrs: status ("ok" | "none" | "error"), name (lower-case, if ok)
 constexpr uint16_t kDnsPtrResult = 21;
 
+// worker -> cache: one DNSBL lookup, answered from the shared cache when it can be.
+//   attrs: ip (the client, IPv4 or IPv6), zone (e.g. "zen.spamhaus.org"), type ("txt" for
+//   rblsmtpd's -r: the TXT text is the reason; "a" for -r zone:text and for -a: any A record)
+constexpr uint16_t kDnsblQuery = 22;
+// cache -> worker: attrs: status ("listed" | "clear" | "error"), text (the TXT strings
+//   joined, bytes outside 32..126 as '?', at most 200 bytes — rblsmtpd's rules; "txt" only),
+//   address (repeated, the A answers; "a" only), cached ("yes" if no DNS query was needed).
+//   Answers in 127.255.255.0/24 (a public resolver refused) are "error", never "listed".
+constexpr uint16_t kDnsblResult = 23;
+
 // ---- smtpd worker <-> pluginrunner (qmail-spp plugins; spec/qmail-spp.md)
 // worker -> runner: read a plugin file (SPPCONFFILE or control/smtpplugins) with qmail's
 // control-file rules; a relative path is relative to qmail_home. attrs: path

@@ -1,9 +1,10 @@
 // sppd-dnsbl-cache: sppd's DNS service. Started by sppd-master as
 // `sppd-dnsbl-cache --config PATH` with the control channel on fd 3; answers the workers'
-// PTR questions (TCPREMOTEHOST) from a cache or through c-ares.
+// PTR questions (TCPREMOTEHOST) and DNSBL questions from caches or through c-ares.
 // Set-up (config, resolv.conf, event loop) happens first, then privilege::drop to
-// [service dnsbl-cache] user/chroot. SIGHUP re-reads the resolver setting; SIGTERM or the
-// master closing fd 3 ends the process. Set-up failures exit 1 (the master throttles).
+// [service dnsbl-cache] user/chroot. SIGHUP re-reads the resolver and logs the counters;
+// SIGTERM or the master closing fd 3 ends the process. Set-up failures exit 1 (the master
+// throttles).
 #include <memory>
 #include <string>
 
@@ -27,7 +28,8 @@ int run(int argc, char** argv) {
   const config::Service& service = start.config.service("dnsbl-cache");
   privilege::drop({service.user, service.chroot});
   log::debug("ready (resolver ",
-             options.servers.empty() ? "from /etc/resolv.conf" : options.servers, ")");
+             options.servers.empty() ? "from /etc/resolv.conf" : options.servers,
+             ", lookup_timeout ", options.timeout_ms / 1000, " s)");
   return server.service().run();
 }
 

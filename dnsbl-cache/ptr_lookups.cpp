@@ -34,6 +34,18 @@ std::chrono::seconds bounded(std::optional<uint32_t> ttl, std::chrono::seconds f
 
 }  // namespace
 
+const char* status_text(PtrAnswer::Status status) {
+  switch (status) {
+    case PtrAnswer::Status::kOk:
+      return "ok";
+    case PtrAnswer::Status::kNone:
+      return "none";
+    case PtrAnswer::Status::kError:
+      return "error";
+  }
+  return "error";
+}
+
 std::optional<std::string> normalize_host_name(const std::string& name) {
   std::string out = name;
   if (!out.empty() && out.back() == '.') out.pop_back();
@@ -85,22 +97,34 @@ PtrAnswer interpret_ptr_answer(int status, const unsigned char* answer, int leng
 }
 
 void PtrLookups::lookup(const IpAddress& address, Done done) {
-  auto now = PtrCache::Clock::now();
-  if (const PtrAnswer* cached = cache_.find(address.text, now)) {
+  if (const PtrAnswer* cached = cache_.find(address.text, std::chrono::steady_clock::now())) {
+    ++counters_.hits;
     done(*cached);
     return;
   }
+  ++counters_.misses;
   auto [it, first] = waiting_.try_emplace(address.text);
   it->second.push_back(std::move(done));
-  if (!first) return;  // a query for this IP is already on its way
+  if (!first) {
+    ++counters_.coalesced;  // a query for this IP is already on its way
+    return;
+  }
+  ++counters_.queries;
   resolver_.query(reverse_name(address), ns_t_ptr,
                   [this, address](int status, const unsigned char* answer, int length) {
-                    finish(address.text, interpret_ptr_answer(status, answer, length, address));
+                    finish(address.text, status,
+                           interpret_ptr_answer(status, answer, length, address));
                   });
 }
 
-void PtrLookups::finish(const std::string& ip, const PtrAnswer& answer) {
-  cache_.store(ip, answer, PtrCache::Clock::now());
+void PtrLookups::finish(const std::string& ip, int status, const PtrAnswer& answer) {
+  if (status == ARES_ETIMEOUT) {
+    ++counters_.timeouts;
+  } else if (answer.status == PtrAnswer::Status::kError) {
+    ++counters_.errors;
+  } else {
+    cache_.store(ip, answer, answer.ttl, std::chrono::steady_clock::now());
+  }
   auto it = waiting_.find(ip);
   if (it == waiting_.end()) return;
   std::vector<Done> callers = std::move(it->second);

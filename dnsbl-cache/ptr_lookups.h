@@ -5,17 +5,29 @@
 // Runs in sppd-dnsbl-cache, unprivileged; DNS failures become status "error".
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "dnsbl-cache/ptr_cache.h"
+#include "dnsbl-cache/lookup_counters.h"
 #include "dnsbl-cache/resolver.h"
 #include "dnsbl-cache/reverse_name.h"
+#include "dnsbl-cache/ttl_cache.h"
 
 namespace sppd::dnsbl_cache {
+
+struct PtrAnswer {
+  enum class Status { kOk, kNone, kError };
+  Status status = Status::kError;
+  std::string name;             // lower-case, no trailing dot; only with kOk
+  std::chrono::seconds ttl{0};  // how long it may be cached; 0 = not at all
+};
+
+// The wire value of a status: "ok", "none" or "error" (protocol.h kDnsPtrResult).
+const char* status_text(PtrAnswer::Status status);
 
 // Lower-cases name and drops a trailing dot; nullopt if it is not a usable host name.
 std::optional<std::string> normalize_host_name(const std::string& name);
@@ -31,12 +43,15 @@ class PtrLookups {
 
   // Finds the name of address; done runs once, possibly before lookup() returns.
   void lookup(const IpAddress& address, Done done);
+  const LookupCounters& counters() const { return counters_; }
+  size_t cache_size() const { return cache_.size(); }
 
  private:
-  void finish(const std::string& ip, const PtrAnswer& answer);
+  void finish(const std::string& ip, int status, const PtrAnswer& answer);
 
   Resolver& resolver_;
-  PtrCache cache_;
+  TtlCache<std::string, PtrAnswer> cache_{10000};  // by canonical IP text
+  LookupCounters counters_;
   std::map<std::string, std::vector<Done>> waiting_;  // ip -> callers of the query in flight
 };
 

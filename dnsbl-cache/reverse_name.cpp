@@ -5,6 +5,9 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <iterator>
+
 namespace sppd::dnsbl_cache {
 
 std::optional<IpAddress> parse_ip(std::string_view text) {
@@ -28,14 +31,17 @@ std::optional<IpAddress> parse_ip(std::string_view text) {
   return address;
 }
 
-std::string reverse_name(const IpAddress& address) {
+namespace {
+
+// "4.3.2.1." or 32 nibbles each followed by a dot.
+std::string reversed_labels(const IpAddress& address) {
   std::string name;
   if (address.family == AF_INET) {
     for (int i = 3; i >= 0; --i) {
       name += std::to_string(address.bytes[static_cast<size_t>(i)]);
       name += '.';
     }
-    return name + "in-addr.arpa";
+    return name;
   }
   static constexpr char kHex[] = "0123456789abcdef";
   for (int i = 15; i >= 0; --i) {
@@ -45,7 +51,33 @@ std::string reverse_name(const IpAddress& address) {
     name += kHex[byte >> 4];
     name += '.';
   }
-  return name + "ip6.arpa";
+  return name;
+}
+
+}  // namespace
+
+std::string reverse_name(const IpAddress& address) {
+  return reversed_labels(address) + (address.family == AF_INET ? "in-addr.arpa" : "ip6.arpa");
+}
+
+IpAddress unmapped(const IpAddress& address) {
+  static constexpr unsigned char kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (address.family != AF_INET6 ||
+      !std::equal(std::begin(kMappedPrefix), std::end(kMappedPrefix), address.bytes.begin())) {
+    return address;
+  }
+  IpAddress v4;
+  v4.family = AF_INET;
+  v4.size = 4;
+  std::copy(address.bytes.begin() + 12, address.bytes.end(), v4.bytes.begin());
+  char text[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, v4.bytes.data(), text, sizeof(text));
+  v4.text = text;
+  return v4;
+}
+
+std::string dnsbl_name(const IpAddress& address, const std::string& zone) {
+  return reversed_labels(unmapped(address)) + zone;
 }
 
 }  // namespace sppd::dnsbl_cache

@@ -1,6 +1,6 @@
-// IP addresses as workers send them (text), and the DNS names under which their PTR
-// records live: 1.2.3.4 -> 4.3.2.1.in-addr.arpa, IPv6 -> 32 reversed nibbles + ip6.arpa
-// (RFC 3596 §2.5). Pure; text that is not a numeric address is rejected, never guessed at.
+// IP addresses as workers send them (text), and the names of their PTR records (RFC 3596
+// §2.5: 4.3.2.1.in-addr.arpa, nibbles + ip6.arpa) and DNSBL entries (RFC 5782 §2: the same
+// labels under a zone). Pure; text that is not a numeric address is rejected, never guessed.
 #pragma once
 
 #include <array>
@@ -23,5 +23,13 @@ std::optional<IpAddress> parse_ip(std::string_view text);
 
 // The in-addr.arpa or ip6.arpa name of address, without a trailing dot.
 std::string reverse_name(const IpAddress& address);
+
+// address itself, or the IPv4 address inside an IPv4-mapped one (::ffff:1.2.3.4), which is
+// how DNSBLs know it (ucspi-tcp6's rblsmtpd does the same).
+IpAddress unmapped(const IpAddress& address);
+
+// The DNSBL name of address in zone: reversed octets or nibbles, then zone (1.2.3.4 in
+// zen.example -> 4.3.2.1.zen.example); a mapped address is reduced first.
+std::string dnsbl_name(const IpAddress& address, const std::string& zone);
 
 }  // namespace sppd::dnsbl_cache

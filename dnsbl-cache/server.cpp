@@ -1,7 +1,9 @@
-// Server implementation (contract in server.h). Every frame is checked before use; a
-// worker's frame carries only an IP, and an IP that inet_pton does not accept costs the
-// worker its channel.
+// Server implementation (contract in server.h). Every frame is checked before use; an IP
+// that inet_pton does not accept, a zone that is not a domain name or an unknown type costs
+// the worker its channel.
 #include "dnsbl-cache/server.h"
+
+#include <signal.h>
 
 #include <optional>
 
@@ -12,6 +14,8 @@ namespace sppd::dnsbl_cache {
 namespace {
 
 constexpr char kService[] = "dnsbl-cache";
+constexpr int kCountersInterval = 300;  // seconds between two counter lines
+constexpr long kMaxLookupTimeout = 120;
 
 // Worker-supplied text in our logs: short and printable.
 std::string quoted(const std::string& text) {
@@ -35,26 +39,69 @@ ResolverOptions resolver_options(const config::Config& config) {
     throw ResolverError("resolver must be IP:port or [IPv6]:port, got '" + servers + "'");
   }
   options.servers = servers;
+  long seconds = config.service(kService).get_long("lookup_timeout", 5);
+  if (seconds < 1 || seconds > kMaxLookupTimeout) {
+    throw ResolverError("lookup_timeout must be 1 to " + std::to_string(kMaxLookupTimeout) +
+                        " seconds");
+  }
+  options.timeout_ms = static_cast<int>(seconds * 1000);
   return options;
 }
 
 Server::Server(event_base* base, std::string config_path, UniqueFd control, Resolver& resolver)
     : resolver_(resolver),
-      lookups_(resolver),
+      ptr_(resolver),
+      dnsbl_(resolver),
+      counters_timer_(event_new(base, -1, EV_PERSIST, on_counters_timer, this)),
+      // A second SIGHUP event next to the Service's: the counters are logged even when the
+      // new config turns out broken.
+      sighup_event_(evsignal_new(base, SIGHUP, on_sighup, this)),
       // in_flight() is 0, so the drain never waits and the cap never comes.
       service_(base, std::move(config_path), std::move(control), *this,
-               {10, "lookup(s)", "their workers get no answer"}) {}
+               {10, "lookup(s)", "their workers get no answer"}) {
+  timeval interval{kCountersInterval, 0};
+  event_add(counters_timer_.get(), &interval);
+  event_add(sighup_event_.get(), nullptr);
+}
 
 std::string Server::reload(const config::Config& config) {
-  std::string servers = resolver_options(config).servers;
-  resolver_.set_servers(servers);
-  return log::concat(": resolver ", servers.empty() ? "from /etc/resolv.conf" : servers);
+  ResolverOptions options = resolver_options(config);
+  resolver_.set_servers(options.servers);
+  if (options.timeout_ms != resolver_.timeout_ms()) {
+    log::warn("lookup_timeout ", options.timeout_ms / 1000, " s takes effect when ", kService,
+              " restarts; ", resolver_.timeout_ms() / 1000, " s until then");
+  }
+  return log::concat(": resolver ",
+                     options.servers.empty() ? "from /etc/resolv.conf" : options.servers);
+}
+
+void Server::log_counters() const {
+  log::info("counters: dnsbl ", describe(dnsbl_.counters()), " entries=", dnsbl_.cache_size(),
+            "; ptr ", describe(ptr_.counters()), " entries=", ptr_.cache_size());
+}
+
+void Server::on_counters_timer(evutil_socket_t, short, void* self) {
+  auto* server = static_cast<Server*>(self);
+  if (server->dnsbl_.counters() == server->last_logged_dnsbl_ &&
+      server->ptr_.counters() == server->last_logged_ptr_) {
+    return;  // nothing happened since the last line
+  }
+  server->last_logged_dnsbl_ = server->dnsbl_.counters();
+  server->last_logged_ptr_ = server->ptr_.counters();
+  server->log_counters();
+}
+
+void Server::on_sighup(evutil_socket_t, short, void* self) {
+  static_cast<Server*>(self)->log_counters();
 }
 
 void Server::on_worker_frame(helper::Client& client, ipc::Frame&& frame) {
-  if (frame.type != protocol::kDnsPtr) {
-    return service_.malformed(client, "unexpected frame type " + std::to_string(frame.type));
-  }
+  if (frame.type == protocol::kDnsPtr) return on_ptr(client, frame);
+  if (frame.type == protocol::kDnsblQuery) return on_dnsbl(client, frame);
+  service_.malformed(client, "unexpected frame type " + std::to_string(frame.type));
+}
+
+void Server::on_ptr(helper::Client& client, const ipc::Frame& frame) {
   const std::string* ip_text = frame.get("ip");
   std::optional<IpAddress> ip = ip_text ? parse_ip(*ip_text) : std::nullopt;
   if (!ip) {
@@ -63,13 +110,51 @@ void Server::on_worker_frame(helper::Client& client, ipc::Frame&& frame) {
   }
   uint64_t id = client.id;
   uint32_t request_id = frame.request_id;
-  lookups_.lookup(*ip, [this, id, request_id, text = ip->text](const PtrAnswer& result) {
+  ptr_.lookup(*ip, [this, id, request_id, text = ip->text](const PtrAnswer& result) {
     log::debug("PTR ", text, ": ", status_text(result.status), " ", result.name);
-    answer(id, request_id, result);
+    answer_ptr(id, request_id, result);
   });
 }
 
-void Server::answer(uint64_t client_id, uint32_t request_id, const PtrAnswer& result) {
+void Server::on_dnsbl(helper::Client& client, const ipc::Frame& frame) {
+  const std::string* ip_text = frame.get("ip");
+  const std::string* zone_text = frame.get("zone");
+  const std::string* type_name = frame.get("type");
+  if (!ip_text || !zone_text || !type_name) {
+    return service_.malformed(client, "kDnsblQuery needs ip, zone and type");
+  }
+  std::optional<IpAddress> ip = parse_ip(*ip_text);
+  if (!ip) return service_.malformed(client, "ip " + quoted(*ip_text) + " is not an IP address");
+  std::optional<std::string> zone = normalize_zone(*zone_text);
+  if (!zone) return service_.malformed(client, "zone " + quoted(*zone_text) + " is not a domain");
+  std::optional<DnsblType> type = parse_dnsbl_type(*type_name);
+  if (!type) return service_.malformed(client, "type " + quoted(*type_name) + " is not txt or a");
+  uint64_t id = client.id;
+  uint32_t request_id = frame.request_id;
+  dnsbl_.lookup(*ip, *zone, *type,
+                [this, id, request_id, kind = *type](const DnsblAnswer& result, bool cached) {
+                  answer_dnsbl(id, request_id, kind, result, cached);
+                });
+}
+
+void Server::answer_dnsbl(uint64_t client_id, uint32_t request_id, DnsblType type,
+                          const DnsblAnswer& result, bool cached) {
+  helper::Client* client = service_.find_client(client_id);
+  if (!client) return;
+  ipc::Frame reply(protocol::kDnsblResult, request_id);
+  reply.add("status", status_text(result.status));
+  if (result.status == DnsblAnswer::Status::kListed) {
+    if (type == DnsblType::kTxt) reply.add("text", result.text);
+    if (type == DnsblType::kA) {
+      for (const std::string& address : result.addresses) reply.add("address", address);
+    }
+  }
+  reply.add("cached", cached ? "yes" : "no");
+  client->channel->send(std::move(reply));
+  service_.served();
+}
+
+void Server::answer_ptr(uint64_t client_id, uint32_t request_id, const PtrAnswer& result) {
   helper::Client* client = service_.find_client(client_id);
   if (!client) return;
   ipc::Frame reply(protocol::kDnsPtrResult, request_id);

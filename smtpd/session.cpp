@@ -60,6 +60,7 @@ Session::~Session() {
   if (queue_request_ && context_.queue) context_.queue->cancel(*queue_request_);
   if (plugin_request_ && context_.plugins) context_.plugins->cancel(*plugin_request_);
   if (auth_request_ && context_.authd) context_.authd->cancel(*auth_request_);
+  if (rbl_request_ && context_.dns) context_.dns->cancel(*rbl_request_);
   reset_auth_exchange();
 }
 
@@ -148,6 +149,17 @@ void Session::apply_rules_and_greet() {
       for (const auto& [name, value] : rule->env) set_env(name, value);
     }
   }
+  // rblsmtpd ran between tcpserver and qmail-smtpd: its verdict comes before the plugins.
+  if (!settings_.rbl.empty() && !settings_.listener.rbl_at_rcpt) {
+    check_rbl([this] {
+      if (rbl_block_) {
+        start_rblsmtpd_conversation();
+      } else {
+        load_plugins();
+      }
+    });
+    return;
+  }
   load_plugins();  // then the [connection] plugins, then greet()
 }
 
@@ -228,7 +240,7 @@ bool Session::take_command_line(std::string* line) {
     if (discarding_line_ || length > max_line + 1) {
       evbuffer_drain(input, length + 1);
       discarding_line_ = false;
-      reply("500 5.5.2 line too long");
+      refuse_overlong_line();
       reset_auth_exchange();  // an overlong AUTH response ends the exchange
       continue;
     }
@@ -237,11 +249,20 @@ bool Session::take_command_line(std::string* line) {
     evbuffer_drain(input, 1);
     if (!line->empty() && line->back() == '\r') line->pop_back();  // one CR, as qmail
     if (line->size() > max_line) {
-      reply("500 5.5.2 line too long");
+      refuse_overlong_line();
       line->clear();
       continue;
     }
     return true;
+  }
+}
+
+void Session::refuse_overlong_line() {
+  // rblsmtpd reads lines of any length: a client it blocks gets the error line for them too.
+  if (rbl_block_ && !settings_.listener.rbl_at_rcpt) {
+    reply(rbl_block_->first + " " + rbl_block_->second);
+  } else {
+    reply("500 5.5.2 line too long");
   }
 }
 
@@ -268,6 +289,9 @@ void Session::finish(const char* why) {
   if (auth_request_) context_.authd->cancel(*auth_request_);
   auth_request_.reset();
   reset_auth_exchange();
+  if (rbl_request_) context_.dns->cancel(*rbl_request_);
+  rbl_request_.reset();
+  rbl_timer_.reset();
   tls_timer_.reset();
   message_pipe_.reset();
   if (closing_ && tls_active_ && client_) {

@@ -70,6 +70,7 @@ class Session {
   void apply_rules_and_greet();
   void process_input();
   bool take_command_line(std::string* line);
+  void refuse_overlong_line();
   void reply(std::string text);  // text without CRLF; may hold embedded "\r\n" lines
   void flush();
   void close_after_flush();
@@ -131,6 +132,15 @@ class Session {
   void set_auth_env(const std::string& name, const std::string& value);
   void forget_authentication();
 
+  // --- session_rbl.cpp: DNSBL checks with rblsmtpd's semantics
+  void check_rbl(std::function<void()> then);
+  void next_rbl_step();
+  void on_rbl_answer(ipc::Frame* frame);
+  void block_rbl(const std::string& code, const std::string& text);
+  void start_rblsmtpd_conversation();
+  void rblsmtpd_command(const std::string& verb);
+  static void on_rbl_timeout(evutil_socket_t, short, void* self);
+
   // --- session_data.cpp: the message
   void on_queue_frame(ipc::Frame* frame);
   void begin_data(UniqueFd message_pipe, const std::string& qp);
@@ -191,6 +201,18 @@ class Session {
   std::vector<std::string> auth_responses_;  // the client's base64 lines, wiped when sent
   std::string auth_challenge_;
   std::optional<uint32_t> auth_request_;
+
+  // DNSBL state (rblsmtpd)
+  bool rbl_checked_ = false;
+  std::optional<std::pair<std::string, std::string>> rbl_block_;  // code, text
+  size_t rbl_step_ = 0;
+  bool rbl_permanent_ = false;    // -b
+  bool rbl_fail_closed_ = false;  // -c
+  bool rbl_dns_error_ = false;    // a lookup failed on the way: a listing is then 451, not 553
+  int rbl_seconds_ = 60;          // -t
+  std::function<void()> rbl_then_;
+  std::optional<uint32_t> rbl_request_;
+  EventPtr rbl_timer_;
 
   // DATA transaction state
   std::optional<uint32_t> queue_request_;

@@ -19,6 +19,11 @@ void Session::handle_command(const std::string& line) {
   }
   CommandLine command = split_command(line);
   const std::string& verb = command.verb;
+  if (rbl_block_ && !settings_.listener.rbl_at_rcpt) {
+    rblsmtpd_command(verb);  // a client listed at connect talks to rblsmtpd, not to us
+    flush();
+    return;
+  }
   if (verb == "helo") {
     cmd_helo(command.argument, false);
   } else if (verb == "ehlo") {
@@ -150,6 +155,17 @@ void Session::cmd_rcpt(const std::string& arg) {
   if (sender_badmailfrom_) {
     reply("553 5.7.1 sorry, your envelope sender is in my badmailfrom list");
     return;
+  }
+  // DNSBL deferred to RCPT (rblspp + ifauthskip): authenticated clients are not checked.
+  if (!settings_.rbl.empty() && settings_.listener.rbl_at_rcpt && !authenticated_) {
+    if (!rbl_checked_) {
+      check_rbl([this, arg] { cmd_rcpt(arg); });
+      return;
+    }
+    if (rbl_block_) {
+      reply(rbl_block_->first + " " + rbl_block_->second);
+      return;
+    }
   }
   // rcpthosts is decided on the address the client gave, before any plugin's C.
   bool allowed = env("RELAYCLIENT") || settings_.rcpthosts->allowed(parsed->address);

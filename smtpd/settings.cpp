@@ -75,6 +75,10 @@ std::unique_ptr<ListenerSettings> load_listener_settings(const config::Listener&
       throw control::ControlError("listener needs TLS but " + listener.tls_certificate +
                                   " does not exist");
     }
+    std::string why;
+    auto rbl = parse_rbl_options(listener.rbl, &why);
+    if (!rbl) throw control::ControlError(why);
+    s->rbl = std::move(*rbl);
     s->auth_configured = auth_configured;
     s->auth_methods_plain = static_cast<int>(control::read_long(dir + "auth/smtp", 60));
     s->auth_methods_tls = static_cast<int>(control::read_long(dir + "auth/smtps", 63));

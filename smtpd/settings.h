@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "smtpd/rbl.h"
 #include "smtpd/relay.h"
 #include "smtpd/tcprules.h"
 #include "smtpd/tls.h"
@@ -32,6 +33,7 @@ struct ListenerSettings {
   static constexpr long kDefaultDatabytes = 20000000;
   unsigned long long databytes = kDefaultDatabytes;  // 0 = unlimited
 
+  std::vector<RblStep> rbl;         // the listener's rblsmtpd options; empty: no DNSBL checks
   std::shared_ptr<TlsContext> tls;  // null: no certificate, no STARTTLS / SMTPS
   // SMTP AUTH (qmail-md's control/auth/*): methods offered as bitmasks (1 LOGIN, 2 PLAIN,
   // 4 CRAM-MD5, 8 CRAM-SHA1, 16 CRAM-RIPEMD, 32 DIGEST-MD5 which sppd never offers).

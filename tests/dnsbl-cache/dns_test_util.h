@@ -46,6 +46,29 @@ inline Record ptr_record(const std::string& owner, const std::string& target, ui
   return Record{owner, 12, ttl, encode_name(target)};
 }
 
+// A TXT record of one or more character-strings (each at most 255 bytes).
+inline Record txt_record(const std::string& owner, const std::vector<std::string>& strings,
+                         uint32_t ttl) {
+  Bytes rdata;
+  for (const std::string& piece : strings) {
+    rdata.push_back(static_cast<unsigned char>(piece.size()));
+    rdata.insert(rdata.end(), piece.begin(), piece.end());
+  }
+  return Record{owner, 16, ttl, rdata};
+}
+
+// An A record; address is a dotted quad.
+inline Record a_record(const std::string& owner, const std::string& address, uint32_t ttl) {
+  Bytes rdata;
+  size_t start = 0;
+  for (int i = 0; i < 4; ++i) {
+    size_t dot = address.find('.', start);
+    rdata.push_back(static_cast<unsigned char>(std::stoi(address.substr(start, dot - start))));
+    start = dot + 1;
+  }
+  return Record{owner, 1, ttl, rdata};
+}
+
 inline Record soa_record(const std::string& zone, uint32_t ttl, uint32_t minimum) {
   Bytes rdata = encode_name("ns." + zone);
   Bytes rname = encode_name("hostmaster." + zone);

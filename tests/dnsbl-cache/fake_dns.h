@@ -1,6 +1,6 @@
-// A DNS server for tests: UDP on 127.0.0.1 (port chosen by the kernel), driven by the
-// test's libevent loop, answering from a table of canned responses and staying silent for
-// names it does not know (so timeouts can be tested too).
+// A DNS server for tests: UDP on 127.0.0.1 (kernel-chosen port) in the test's libevent loop,
+// answering canned responses by name (or name and type), silent for unknown names (timeouts),
+// and counting the queries it receives (to prove caching and coalescing).
 #pragma once
 
 #include <arpa/inet.h>
@@ -38,8 +38,10 @@ class FakeDns {
   }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::map<std::string, CannedAnswer> answers;  // by query name, lower-case
+  std::map<std::string, CannedAnswer> answers;                        // by query name, lower-case
+  std::map<std::pair<std::string, int>, CannedAnswer> typed_answers;  // (name, type), first
   int queries = 0;
+  std::map<std::string, int> queries_for;  // by query name
 
  private:
   static void on_query(evutil_socket_t fd, short, void* self) {
@@ -60,11 +62,20 @@ class FakeDns {
       pos += len + 1;
     }
     uint16_t qtype = static_cast<uint16_t>(buffer[pos + 1] << 8 | buffer[pos + 2]);
+    ++dns->queries_for[qname];
+    const CannedAnswer* canned = nullptr;
+    auto typed = dns->typed_answers.find({qname, qtype});
     auto it = dns->answers.find(qname);
-    if (it == dns->answers.end()) return;
+    if (typed != dns->typed_answers.end()) {
+      canned = &typed->second;
+    } else if (it != dns->answers.end()) {
+      canned = &it->second;
+    } else {
+      return;
+    }
     uint16_t id = static_cast<uint16_t>(buffer[0] << 8 | buffer[1]);
     Bytes reply =
-        make_response(id, it->second.rcode, qname, qtype, it->second.answers, it->second.authority);
+        make_response(id, canned->rcode, qname, qtype, canned->answers, canned->authority);
     sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), from_len);
   }
 

@@ -4,6 +4,8 @@
 # process table and signals. Every wait is a condition with a deadline, never a bare sleep.
 # TLS and AUTH: a self-signed certificate made with `openssl req` at test time, a password
 # file for the test checkpassword program, [service authd] settings, TLS-capable clients.
+# DNSBLs: rbldnsd (Debian) on a loopback port serving test zones, its query log for counting
+# what reached the DNS server (Rbldnsd, the rbldnsd fixture, DNSBL_ZONES, DNSBL_CLIENTS).
 # On teardown the master gets SIGTERM; its log is printed when a test failed, and any
 # sanitizer report in the log fails the test.
 import base64
@@ -11,6 +13,7 @@ import dataclasses
 import datetime
 import functools
 import hmac
+import ipaddress
 import json
 import os
 import pwd
@@ -19,6 +22,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -614,6 +618,208 @@ def start_plugin_instance(factory, **options):
 
 
 # ---------------------------------------------------------------------------------------------
+# A real DNSBL server for the DNSBL tests and the benchmark: Debian's rbldnsd (package
+# rbldnsd) in the foreground, a child of the test, on a free loopback UDP port, serving zone
+# files written to a temp dir. It logs every query it answers to its stdout (`-l +-`,
+# unbuffered) into a file, which is how the tests count the queries that reached the server
+# (dnsbl-cache's resolver points at it). As root it runs as its own user rbldns.
+
+RBLDNSD = shutil.which("rbldnsd") or "/usr/sbin/rbldnsd"
+DNS_TYPES = {"A": 1, "NS": 2, "SOA": 6, "PTR": 12, "TXT": 16, "AAAA": 28}
+DNSBL_TTL = 300  # positive TTL (-t) and negative TTL (SOA minimum) of every test zone
+
+# The DNSBL tests' clients: loopback source addresses (a client binds 127.0.0.x before it
+# connects), each with its role in the zones below.
+DNSBL_CLIENTS = {
+    "unlisted": "127.0.0.1",      # in no zone
+    "listed": "127.0.0.2",        # bl.test, the zone's default text
+    "own_text": "127.0.0.3",      # bl.test with a text of its own
+    "anti": "127.0.0.4",          # bl.test and the anti-list white.test
+    "a_only": "127.0.0.5",        # al.test: an A record, no TXT
+    "refusal": "127.0.0.6",       # pub.test answers 127.255.255.254 (a public resolver's "no")
+    "rcpt_auth": "127.0.0.7",     # bl.test; looked up only by the RCPT/AUTH test
+    "long_text": "127.0.0.8",     # bl.test, a 235-byte text
+    "odd_bytes": "127.0.0.9",     # bl.test, a text with a tab and UTF-8
+    "env_empty": "127.0.0.20",    # bl.test, but tcprules set RBLSMTPD=""
+    "env_permanent": "127.0.0.21",  # bl.test, RBLSMTPD="-..."
+    "env_temporary": "127.0.0.22",  # bl.test, RBLSMTPD="..."
+    "rcpt_quiet": "127.0.0.23",   # bl.test; rcpt mode, a session without RCPT
+}
+DNSBL_LONG_TEXT = "Long " + "0123456789" * 23
+DNSBL_ODD_TEXT = "Listed\there, caf\u00e9"
+
+
+def dnsbl_soa(zone):
+    return f"$SOA {DNSBL_TTL} ns.{zone} hostmaster.{zone} 1 1h 1h 1d {DNSBL_TTL}\n"
+
+
+def dnsbl_text(ip):
+    """The TXT text bl.test gives a client listed with the zone's default text."""
+    return f"Listed in bl.test, see http://bl.test/{ip}"
+
+
+# {zone: [(rbldnsd dataset type, file text), ...]}
+DNSBL_ZONES = {
+    "bl.test": [
+        ("ip4set", dnsbl_soa("bl.test") +
+         ":127.0.0.2:Listed in bl.test, see http://bl.test/$\n"
+         "127.0.0.2\n"
+         "127.0.0.3 :127.0.0.3:Open relay $ (see http://bl.test/relay)\n"
+         "127.0.0.4\n"
+         "127.0.0.7\n"
+         f"127.0.0.8 {DNSBL_LONG_TEXT}\n"
+         f"127.0.0.9 {DNSBL_ODD_TEXT}\n"
+         "127.0.0.20-23\n"),
+        ("ip6trie", ":127.0.0.2:IPv6 $ listed in bl.test\n::1\n"),
+    ],
+    "white.test": [("ip4set", dnsbl_soa("white.test") + "127.0.0.4\n")],
+    "al.test": [("ip4set", dnsbl_soa("al.test") + "127.0.0.5 :2:\n")],
+    "pub.test": [("ip4set", dnsbl_soa("pub.test") + "127.0.0.6 :127.255.255.254:\n")],
+}
+
+
+def dnsbl_name(ip, zone):
+    """The DNSBL query name: reversed octets (IPv4) or nibbles (IPv6), then the zone."""
+    pointer = ipaddress.ip_address(ip).reverse_pointer
+    return pointer.rsplit(".", 2)[0] + "." + zone
+
+
+def dns_query(port, name, qtype="A", host="127.0.0.1", timeout=0.5):
+    """One DNS query over UDP; returns (rcode, raw answer), or None without an answer."""
+    question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    txid = int.from_bytes(os.urandom(2), "big")
+    packet = struct.pack(">HHHHHH", txid, 0x0100, 1, 0, 0, 0) + question + \
+        struct.pack(">HH", DNS_TYPES.get(qtype, qtype), 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(packet, (host, port))
+        try:
+            answer = s.recv(4096)
+        except socket.timeout:
+            return None
+    return answer[3] & 0x0F, answer
+
+
+class Rbldnsd:
+    """rbldnsd serving `zones` ({zone: [(type, text)]}) on 127.0.0.1:port; start() waits
+    until it answers. queries() are the (name, type) pairs it has logged, oldest first."""
+
+    def __init__(self, zones=None, ttl=DNSBL_TTL):
+        self.zones = zones or DNSBL_ZONES
+        self.ttl = ttl
+        self.dir = Path(os.path.realpath(tempfile.mkdtemp(prefix="sppd-rbldnsd-")))
+        os.chmod(self.dir, 0o755)  # rbldnsd reads the files as rbldns when we are root
+        self.log_path = self.dir / "queries.log"
+        self.process = None
+        self.port = None
+        self.syncs = 0
+        self.specs = []
+        for zone, datasets in self.zones.items():
+            for i, (kind, text) in enumerate(datasets):
+                path = self.dir / f"{zone}.{i}"
+                path.write_text(text)
+                os.chmod(path, 0o644)
+                self.specs.append(f"{zone}:{kind}:{path.name}")
+
+    def start(self):
+        for attempt in range(3):
+            self.port = free_udp_port()
+            log = open(self.log_path, "wb")
+            self.process = subprocess.Popen(
+                [RBLDNSD, "-n", "-b", f"127.0.0.1/{self.port}", "-w", str(self.dir),
+                 "-t", str(self.ttl), "-c", "0", "-l", "+-", *self.specs],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            log.close()
+            probe = f"probe.{next(iter(self.zones))}"
+
+            def answering():
+                if self.process.poll() is not None:
+                    return "exited"
+                return dns_query(self.port, probe, "TXT") is not None
+            if wait_for(answering, 15, "rbldnsd to answer") is True:
+                return self
+            if attempt == 2 or "in use" not in self.log():
+                raise AssertionError(f"rbldnsd exited with {self.process.returncode}:\n"
+                                     f"{self.log()}")
+        return self
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def resolver(self):
+        """The [service dnsbl-cache] resolver value that points at this server."""
+        return f"127.0.0.1:{self.port}"
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def sync(self):
+        """Waits until every query sent to the server before this call is in its log: the
+        server is one process answering in order, so a query of ours logged means the
+        earlier ones are too."""
+        self.syncs += 1
+        name = f"sync-{self.syncs}.{next(iter(self.zones))}"
+        wait_for(lambda: dns_query(self.port, name, "A") is not None, 15,
+                 f"rbldnsd to answer {name}")
+        wait_for(lambda: f" {name} " in self.log(), 15, f"{name} in rbldnsd's log")
+
+    def queries(self, sync=True):
+        """[(name in lower case, type)] of the queries the server got, oldest first, without
+        the harness's own probes."""
+        if sync:
+            self.sync()
+        found = []
+        for line in self.log().splitlines():
+            fields = line.split()
+            # "1700000000 127.0.0.1 2.0.0.127.bl.test TXT IN: NOERROR/1/95"
+            if len(fields) >= 5 and fields[0].isdigit() and fields[4] == "IN:":
+                name = fields[2].lower().rstrip(".")
+                if not name.startswith(("sync-", "probe.")):
+                    found.append((name, fields[3]))
+        return found
+
+    def mark(self):
+        """A position in the query log, for count(since=...)."""
+        return len(self.queries())
+
+    def count(self, ip, zone, qtype=None, since=0, sync=True):
+        """How many queries about ip in zone (of qtype, if given) reached the server."""
+        name = dnsbl_name(ip, zone)
+        return sum(1 for n, t in self.queries(sync)[since:]
+                   if n == name and (qtype is None or t == qtype))
+
+
+def free_udp_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def dnsbl_listener(rbl, when=None, address="127.0.0.1:{free}", **settings):
+    """Settings of a listener that checks DNSBLs: rbl = an rblsmtpd option string,
+    when = "connect" | "rcpt" (None: sppd's default)."""
+    out = {"address": address, "control_dir": "control", "tcprules": "tcp.smtp",
+           "remote_host_lookup": "no", "rbl": rbl, **settings}
+    if when:
+        out["rbl_when"] = when
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # The instance
 
 class Sppd:
@@ -1178,3 +1384,20 @@ def module_factory(request):
     failed_before = request.session.testsfailed
     yield factory
     factory.teardown(request.session.testsfailed > failed_before)
+
+
+@pytest.fixture(scope="module")
+def rbldnsd(request):
+    """rbldnsd serving DNSBL_ZONES for one test module (skipped if it is not installed);
+    its query log is printed and kept when a test of the module failed."""
+    if not os.path.exists(RBLDNSD):
+        pytest.skip("rbldnsd not installed (Debian package rbldnsd)")
+    failed_before = request.session.testsfailed
+    server = Rbldnsd().start()
+    yield server
+    server.stop()
+    if request.session.testsfailed > failed_before:
+        print(f"\n===== rbldnsd query log {server.log_path} (last 60 lines) =====\n"
+              + "\n".join(server.log().splitlines()[-60:]), file=sys.stderr)
+    else:
+        shutil.rmtree(server.dir, ignore_errors=True)

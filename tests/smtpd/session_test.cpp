@@ -400,5 +400,41 @@ TEST_F(SessionTest, StaleRcptCountAtData) {
   EXPECT_EQ(env_seen('d', "SMTPRCPTTO"), "c@example.com");
 }
 
+// ---- rblsmtpd semantics (qmail-protocols.md §3.1); lookups are covered with rbldnsd in
+// tests/integration.
+
+TEST_F(SessionTest, RblsmtpdVariableFromTcprulesGivesTheFakeConversation) {
+  settings_.tcprules = TcpRules::parse("192.0.2.7:allow,RBLSMTPD=\"-go away\"\n", "test");
+  std::string why;
+  settings_.rbl = *parse_rbl_options("-r bl.test", &why);
+  connect();
+  EXPECT_EQ(replies(1), "220 rblsmtpd.local\r\n");
+  send("EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nQUIT\r\n");
+  EXPECT_EQ(replies(5),
+            "250 rblsmtpd.local\r\n250 rblsmtpd.local\r\n553 go away\r\n553 go away\r\n"
+            "221 rblsmtpd.local\r\n");
+  EXPECT_TRUE(finished_);
+}
+
+TEST_F(SessionTest, DeferredRblFailsClosedWhenTheCacheIsGone) {
+  std::string why;
+  settings_.rbl = *parse_rbl_options("-c -r bl.test", &why);
+  settings_.listener.rbl_at_rcpt = true;
+  connect();  // dnsbl-cache is not attached here: every lookup is a DNS error
+  EXPECT_EQ(replies(1), "220 mx.example.com ESMTP\r\n");
+  send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\n");
+  EXPECT_EQ(replies(3),
+            "250 2.1.0 ok\r\n451 temporary RBL lookup error\r\n"
+            "451 temporary RBL lookup error\r\n");
+}
+
+TEST_F(SessionTest, EmptyRblsmtpdSkipsTheLookups) {
+  settings_.tcprules = TcpRules::parse("192.0.2.7:allow,RBLSMTPD=\"\"\n", "test");
+  std::string why;
+  settings_.rbl = *parse_rbl_options("-c -r bl.test", &why);
+  connect();
+  EXPECT_EQ(replies(1), "220 mx.example.com ESMTP\r\n");
+}
+
 }  // namespace
 }  // namespace sppd::smtpd
