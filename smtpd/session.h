@@ -20,6 +20,7 @@
 #include "common/event.h"
 #include "common/fd.h"
 #include "common/frame.h"
+#include "smtpd/address.h"
 #include "smtpd/data_decoder.h"
 #include "smtpd/helper_pool.h"
 #include "smtpd/settings.h"
@@ -88,6 +89,8 @@ class Session {
   // --- session_commands.cpp: commands before DATA
   void handle_command(const std::string& line);
   void cmd_helo(const std::string& arg, bool esmtp);
+  // MAIL/RCPT argument with qmail's addrparse; nullopt (and the 555 queued) if unusable.
+  std::optional<ParsedAddress> parse_client_address(const std::string& arg);
   void cmd_mail(const std::string& arg);
   void cmd_rcpt(const std::string& arg);
   void cmd_data();

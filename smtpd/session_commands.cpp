@@ -102,6 +102,13 @@ void Session::cmd_helo(const std::string& arg, bool esmtp) {
   });
 }
 
+std::optional<ParsedAddress> Session::parse_client_address(const std::string& arg) {
+  auto parsed = parse_address(arg, static_cast<size_t>(settings_.maxaddrlen), settings_.local_ips,
+                              settings_.localiphost);
+  if (!parsed) reply("555 5.5.4 syntax error");  // qmail's answer, also for > maxaddrlen
+  return parsed;
+}
+
 void Session::cmd_mail(const std::string& arg) {
   // Submission policy per listener (issue: require TLS, then AUTH, before any MAIL).
   if (settings_.listener.require_tls && !tls_active_) {
@@ -112,12 +119,8 @@ void Session::cmd_mail(const std::string& arg) {
     reply("530 5.7.0 authentication required");
     return;
   }
-  auto parsed = parse_address(arg, static_cast<size_t>(settings_.maxaddrlen), settings_.local_ips,
-                              settings_.localiphost);
-  if (!parsed) {
-    reply("555 5.5.4 syntax error");
-    return;
-  }
+  auto parsed = parse_client_address(arg);
+  if (!parsed) return;
   unsigned long long limit = databytes();
   if (auto size = size_parameter(parsed->parameters); size && limit && *size > limit) {
     reply("552 5.3.4 sorry, that message size exceeds my databytes limit");
@@ -146,12 +149,8 @@ void Session::cmd_rcpt(const std::string& arg) {
     reply("503 5.5.1 MAIL first");
     return;
   }
-  auto parsed = parse_address(arg, static_cast<size_t>(settings_.maxaddrlen), settings_.local_ips,
-                              settings_.localiphost);
-  if (!parsed) {
-    reply("555 5.5.4 syntax error");
-    return;
-  }
+  auto parsed = parse_client_address(arg);
+  if (!parsed) return;
   if (sender_badmailfrom_) {
     reply("553 5.7.1 sorry, your envelope sender is in my badmailfrom list");
     return;
