@@ -3,23 +3,15 @@
 #include "authd/credentials.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <string>
+
+#include "base64_encode.h"
 
 namespace sppd::authd {
 namespace {
 
 using namespace std::string_literals;
-
-std::string b64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 std::optional<std::string> decoded(const std::string& text) {
   auto secret = decode_base64(text);

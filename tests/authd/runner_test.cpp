@@ -13,24 +13,16 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "authd/credentials.h"
+#include "base64_encode.h"
+#include "tests/common/test_support.h"
 
 namespace sppd::authd {
 namespace {
 
 using namespace std::string_literals;
 using Clock = std::chrono::steady_clock;
-
-std::string b64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 std::string hmac_hex(const EVP_MD* md, const std::string& key, const std::string& text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -46,12 +38,7 @@ std::string hmac_hex(const EVP_MD* md, const std::string& key, const std::string
   return hex;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+using test_support::read_file;
 
 class RunnerTest : public ::testing::Test {
  protected:
@@ -59,9 +46,8 @@ class RunnerTest : public ::testing::Test {
 
   void SetUp() override {
     signal(SIGPIPE, SIG_IGN);
-    char tmpl[] = "/tmp/sppd-authd-runner-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_TRUE(temp_.create("sppd-authd-runner-test"));
+    dir_ = temp_.path();
     passwords_ = dir_ + "/passwords";
     std::ofstream(passwords_) << "alice:secret\nbob@example.com:hunter 2\n";
     base_.reset(event_base_new());
@@ -79,7 +65,7 @@ class RunnerTest : public ::testing::Test {
     runner_.reset();
     sigchld_.reset();
     base_.reset();
-    ASSERT_EQ(system(("rm -rf '" + dir_ + "'").c_str()), 0);
+    ASSERT_TRUE(temp_.remove());
   }
 
   void start(std::vector<std::string> command, int timeout = 10, int concurrency = 8) {
@@ -101,14 +87,7 @@ class RunnerTest : public ::testing::Test {
   }
 
   bool run_until(const std::function<bool()>& done, double seconds = 10) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int>(seconds * 1000));
-    while (!done()) {
-      if (Clock::now() > deadline) return false;
-      timeval slice{0, 10000};
-      event_base_loopexit(base_.get(), &slice);
-      event_base_dispatch(base_.get());
-    }
-    return true;
+    return test_support::run_until(base_.get(), done, seconds);
   }
 
   // Runs one check with raw fd 3 input and waits for its outcome.
@@ -134,6 +113,7 @@ class RunnerTest : public ::testing::Test {
     return check_input(std::string(input->view())).verdict;
   }
 
+  test_support::TempDir temp_;
   std::string dir_;
   std::string passwords_;
   EventBasePtr base_;

@@ -4,17 +4,16 @@
 #include "authd/server.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <signal.h>
 #include <stdlib.h>
 
 #include <chrono>
 #include <fstream>
 #include <functional>
-#include <sstream>
 
+#include "base64_encode.h"
 #include "common/channel.h"
 #include "common/protocol.h"
+#include "tests/common/test_support.h"
 
 namespace sppd::authd {
 namespace {
@@ -22,44 +21,22 @@ namespace {
 using namespace std::string_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string b64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
+using test_support::read_file;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-class ServerTest : public ::testing::Test {
+class ServerTest : public test_support::FakeMasterTest {
  protected:
   void SetUp() override {
-    signal(SIGPIPE, SIG_IGN);
-    char tmpl[] = "/tmp/sppd-authd-server-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    FakeMasterTest::SetUp();
+    ASSERT_TRUE(temp_.create("sppd-authd-server-test"));
+    dir_ = temp_.path();
     std::ofstream(dir_ + "/passwords") << "alice:secret\n";
-    base_.reset(event_base_new());
-    auto [master_end, server_end] = ipc::make_socketpair();
-    server_control_ = std::move(server_end);
-    master_ = std::make_unique<ipc::Channel>(
-        base_.get(), std::move(master_end),
-        [this](ipc::Frame&& f) { master_frames_.push_back(std::move(f)); },
-        [](const std::string&) {});
   }
 
   void TearDown() override {
     worker_.reset();
     server_.reset();
     master_.reset();
-    ASSERT_EQ(system(("rm -rf '" + dir_ + "'").c_str()), 0);
+    ASSERT_TRUE(temp_.remove());
   }
 
   Settings settings(int max_failures = 10) {
@@ -72,27 +49,8 @@ class ServerTest : public ::testing::Test {
 
   void start(Settings s) {
     server_ = std::make_unique<Server>(base_.get(), dir_ + "/sppd.conf", std::move(s),
-                                       std::move(server_control_));
-    auto [worker_end, server_end] = ipc::make_socketpair();
-    ipc::Frame hello(protocol::kNewClient, 0);
-    hello.add("worker_pid", "4711");
-    hello.fd = std::move(server_end);
-    master_->send(std::move(hello));
-    worker_ = std::make_unique<ipc::Channel>(
-        base_.get(), std::move(worker_end),
-        [this](ipc::Frame&& f) { worker_frames_.push_back(std::move(f)); },
-        [this](const std::string&) { worker_closed_ = true; });
-  }
-
-  bool run_until(const std::function<bool()>& done, double seconds = 10) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int>(seconds * 1000));
-    while (!done()) {
-      if (Clock::now() > deadline) return false;
-      timeval slice{0, 10000};
-      event_base_loopexit(base_.get(), &slice);
-      event_base_dispatch(base_.get());
-    }
-    return true;
+                                       std::move(service_control_));
+    connect_worker();
   }
 
   ipc::Frame check_frame(uint32_t id, const std::string& method, std::vector<std::string> responses,
@@ -105,12 +63,7 @@ class ServerTest : public ::testing::Test {
     return frame;
   }
 
-  const ipc::Frame* result(uint32_t id) {
-    for (const auto& f : worker_frames_) {
-      if (f.request_id == id && f.type == protocol::kAuthResult) return &f;
-    }
-    return nullptr;
-  }
+  const ipc::Frame* result(uint32_t id) { return reply(id, protocol::kAuthResult); }
 
   // Sends a check and returns its answer's status (or "none"); *user gets the user attr.
   std::string check(ipc::Frame frame, std::string* user = nullptr, std::string* text = nullptr) {
@@ -129,15 +82,9 @@ class ServerTest : public ::testing::Test {
     return check(check_frame(id, "plain", {b64("\0"s + user + "\0"s + password)}, delay));
   }
 
+  test_support::TempDir temp_;
   std::string dir_;
-  EventBasePtr base_;
-  UniqueFd server_control_;
-  std::unique_ptr<ipc::Channel> master_;
   std::unique_ptr<Server> server_;
-  std::unique_ptr<ipc::Channel> worker_;
-  std::vector<ipc::Frame> master_frames_;
-  std::vector<ipc::Frame> worker_frames_;
-  bool worker_closed_ = false;
 };
 
 TEST_F(ServerTest, GoodPasswordAnswersOkWithTheUserAndTellsTheMasterOnce) {

@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "fake_dns.h"
+#include "resolver_fixture.h"
 
 namespace sppd::dnsbl_cache {
 namespace {
@@ -22,13 +22,9 @@ struct Result {
   bool cached = false;
 };
 
-class DnsblLookupsTest : public ::testing::Test {
+class DnsblLookupsTest : public FakeDnsTest {
  protected:
-  DnsblLookupsTest() : base_(event_base_new()), dns_(base_.get()) {
-    ResolverOptions options;
-    options.servers = dns_.address();
-    options.timeout_ms = 300;
-    resolver_ = std::make_unique<Resolver>(base_.get(), options);
+  DnsblLookupsTest() {
     lookups_ = std::make_unique<DnsblLookups>(*resolver_, [this] { return now_; });
     dns_.typed_answers[{kListed, kTxt}] = {0, {txt_record(kListed, {"listed: spam"}, 600)}, {}};
     dns_.typed_answers[{kListed, kA}] = {0, {a_record(kListed, "127.0.0.2", 900)}, {}};
@@ -47,18 +43,11 @@ class DnsblLookupsTest : public ::testing::Test {
                          if (++done == ips.size()) event_base_loopbreak(base_.get());
                        });
     }
-    if (done < ips.size()) {
-      timeval guard{5, 0};
-      event_base_loopexit(base_.get(), &guard);
-      event_base_dispatch(base_.get());
-    }
+    wait_for_answers(done, ips.size());
     EXPECT_EQ(done, ips.size());
     return results;
   }
 
-  EventBasePtr base_;
-  FakeDns dns_;
-  std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<DnsblLookups> lookups_;
   DnsblLookups::Clock::time_point now_{};
 };

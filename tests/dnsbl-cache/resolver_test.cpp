@@ -5,20 +5,16 @@
 #include <gtest/gtest.h>
 
 #include "dnsbl-cache/ptr_lookups.h"
-#include "fake_dns.h"
+#include "resolver_fixture.h"
 
 namespace sppd::dnsbl_cache {
 namespace {
 
 using namespace dns_test;
 
-class ResolverTest : public ::testing::Test {
+class ResolverTest : public FakeDnsTest {
  protected:
-  ResolverTest() : base_(event_base_new()), dns_(base_.get()) {
-    ResolverOptions options;
-    options.servers = dns_.address();
-    options.timeout_ms = 300;
-    resolver_ = std::make_unique<Resolver>(base_.get(), options);
+  ResolverTest() {
     lookups_ = std::make_unique<PtrLookups>(*resolver_);
     dns_.answers["4.3.2.1.in-addr.arpa"] = {
         0, {ptr_record("4.3.2.1.in-addr.arpa", "Mail.Example.org", 300)}, {}};
@@ -35,18 +31,11 @@ class ResolverTest : public ::testing::Test {
         if (++done == ips.size()) event_base_loopbreak(base_.get());
       });
     }
-    if (done < ips.size()) {
-      timeval guard{5, 0};
-      event_base_loopexit(base_.get(), &guard);
-      event_base_dispatch(base_.get());
-    }
+    wait_for_answers(done, ips.size());
     EXPECT_EQ(done, ips.size());
     return results;
   }
 
-  EventBasePtr base_;
-  FakeDns dns_;
-  std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<PtrLookups> lookups_;
 };
 

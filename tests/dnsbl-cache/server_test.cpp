@@ -8,7 +8,7 @@
 #include <chrono>
 
 #include "common/protocol.h"
-#include "fake_dns.h"
+#include "resolver_fixture.h"
 
 namespace sppd::dnsbl_cache {
 namespace {
@@ -69,11 +69,7 @@ class ServerTest : public ::testing::Test {
     run();
   }
 
-  void run() {
-    timeval guard{5, 0};
-    event_base_loopexit(base_.get(), &guard);
-    event_base_dispatch(base_.get());
-  }
+  void run() { run_guarded(base_.get()); }
 
   EventBasePtr base_;
   FakeDns dns_;

@@ -19,10 +19,18 @@ pytestmark = pytest.mark.skipif(not shutil.which(DNSMASQ),
                                 reason="dnsmasq not installed (Debian package dnsmasq-base)")
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_dns_port():
+    """A loopback port free for UDP and TCP alike: dnsmasq binds both."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
 
 
 def ptr_query(port, ip="127.0.0.1", timeout=0.5):
@@ -42,20 +50,27 @@ def ptr_query(port, ip="127.0.0.1", timeout=0.5):
 @pytest.fixture
 def dns_server():
     """dnsmasq on a free loopback port answering 127.0.0.1 -> client.example.org only."""
-    port = free_udp_port()
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [DNSMASQ, "--no-daemon", f"--port={port}", "--listen-address=127.0.0.1",
-         "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-         "--pid-file=", "--log-facility=-", "--local-ttl=60",
-         f"--ptr-record=1.0.0.127.in-addr.arpa,{PTR_NAME}"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    try:
+    # Tests running in parallel take ports too: if one is taken between our check and
+    # dnsmasq's bind, dnsmasq says so and exits, and we try another port.
+    for attempt in range(5):
+        port = free_dns_port()
+        log = tempfile.TemporaryFile()
+        process = subprocess.Popen(
+            [DNSMASQ, "--no-daemon", f"--port={port}", "--listen-address=127.0.0.1",
+             "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+             "--pid-file=", "--log-facility=-", "--local-ttl=60",
+             f"--ptr-record=1.0.0.127.in-addr.arpa,{PTR_NAME}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         answer = wait_for(lambda: process.poll() is not None or ptr_query(port), 15,
                           "dnsmasq to answer")
-        if process.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"dnsmasq exited: {log.read().decode(errors='replace')}")
+        if process.poll() is None:
+            break
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+        log.close()
+        if "Address already in use" not in output or attempt == 4:
+            pytest.fail(f"dnsmasq exited: {output}")
+    try:
         assert PTR_NAME.split(".")[0].encode() in answer
         yield port
     finally:

@@ -10,6 +10,8 @@
 
 #include <fstream>
 
+#include "tests/common/test_support.h"
+
 namespace sppd::pluginrunner {
 namespace {
 
@@ -82,19 +84,16 @@ TEST(PluginsBySection, LinesAreKeptVerbatim) {
 class PluginFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/sppd-plugin-config-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    home_ = tmpl;
+    ASSERT_TRUE(temp_.create("sppd-plugin-config-test"));
+    home_ = temp_.path();
     ASSERT_EQ(mkdir((home_ + "/control").c_str(), 0755), 0);
   }
-  void TearDown() override {
-    std::string command = "rm -rf '" + home_ + "'";
-    ASSERT_EQ(system(command.c_str()), 0);
-  }
+  void TearDown() override { ASSERT_TRUE(temp_.remove()); }
   void write(const std::string& relative, const std::string& text) {
     std::ofstream(home_ + "/" + relative, std::ios::binary | std::ios::trunc) << text;
   }
 
+  test_support::TempDir temp_;
   std::string home_;
   PluginFileCache cache_;
 };

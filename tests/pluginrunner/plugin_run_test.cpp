@@ -15,14 +15,14 @@ const std::string kPluginDir = SPPD_PLUGIN_DIR;
 
 // True once pid has ended (gone, or a zombie nobody reaped yet).
 bool process_gone(pid_t pid) {
-  std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
   size_t paren = stat.rfind(')');
   return stat.empty() || paren == std::string::npos || stat.substr(paren + 2, 1) == "Z";
 }
 
 // The signals this process ignores (/proc/self/status SigIgn).
 unsigned long long ignored_here() {
-  std::string status = read_text("/proc/self/status");
+  std::string status = read_file("/proc/self/status");
   size_t at = status.find("SigIgn:");
   return at == std::string::npos ? 0 : std::stoull(status.substr(at + 7), nullptr, 16);
 }
@@ -133,7 +133,7 @@ TEST_F(RunnerTest, TimeoutKillsTheProcessGroupAndIsChildCrashed) {
   EXPECT_EQ(commands(result), (Strings{"HX"}));
   EXPECT_EQ(failure(result), "qmail-spp failure: " + line + ": child crashed (#4.3.0)");
   EXPECT_LT(took, std::chrono::seconds(2));
-  pid_t sleeper = std::atoi(read_text(home_ + "/sleep.pid").c_str());
+  pid_t sleeper = std::atoi(read_file(home_ + "/sleep.pid").c_str());
   ASSERT_GT(sleeper, 0);
   EXPECT_TRUE(run_until([&] { return process_gone(sleeper); }, 2)) << "the group was not killed";
 }
@@ -145,13 +145,13 @@ TEST_F(RunnerTest, BackgroundChildHoldingStdoutDoesNotHang) {
   auto* result =
       run('r', {":sleep 30 & echo $! > " + pid_file + "; echo HX; echo N", ":echo HY"}, {}, 8);
   auto took = Clock::now() - began;
-  pid_t sleeper = std::atoi(read_text(pid_file).c_str());
+  pid_t sleeper = std::atoi(read_file(pid_file).c_str());
   if (sleeper > 0) kill(sleeper, SIGKILL);
   EXPECT_EQ(commands(result), (Strings{"HX", "N"}));
   EXPECT_LT(took, std::chrono::seconds(2));
   // The same without a terminating command: the direct child's exit ends the plugin.
   result = run('r', {":sleep 30 & echo $! > " + pid_file + "; echo HX", ":echo HY"}, {}, 8);
-  sleeper = std::atoi(read_text(pid_file).c_str());
+  sleeper = std::atoi(read_file(pid_file).c_str());
   if (sleeper > 0) kill(sleeper, SIGKILL);
   EXPECT_EQ(commands(result), (Strings{"HX", "HY"}));
 }
@@ -165,7 +165,7 @@ TEST_F(RunnerTest, BackgroundChildIsKilledWhenThePluginTimeoutComes) {
   EXPECT_LT(Clock::now() - began, std::chrono::milliseconds(400));  // answered at once
   EXPECT_EQ(commands(result), (Strings{"HX"}));
   EXPECT_EQ(failure(result), "");  // the plugin itself ended in time
-  pid_t sleeper = std::atoi(read_text(pid_file).c_str());
+  pid_t sleeper = std::atoi(read_file(pid_file).c_str());
   ASSERT_GT(sleeper, 0);
   EXPECT_FALSE(process_gone(sleeper));
   EXPECT_TRUE(run_until([&] { return process_gone(sleeper); }, 3)) << "still running";
@@ -260,7 +260,7 @@ TEST_F(RunnerTest, SeedPluginAuthLoggerLogsItsStderrWithPluginAndSession) {
     EXPECT_EQ(commands(result), Strings{});
     EXPECT_EQ(failure(result), "");
   }
-  std::string logged = read_text(log_path);
+  std::string logged = read_file(log_path);
   std::string expected = "plugin " + line + " session s1: authlogger: pid " +
                          std::to_string(getpid()) +
                          " - user alice authenticated with plain from 192.0.2.7\n";

@@ -5,51 +5,37 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
-#include <functional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/channel.h"
 #include "common/protocol.h"
 #include "pluginrunner/runner.h"
+#include "tests/common/test_support.h"
 
 namespace sppd::pluginrunner {
 
 using Clock = std::chrono::steady_clock;
 using Strings = std::vector<std::string>;
 
-inline std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+using test_support::read_file;
+using test_support::write_file;
 
-class RunnerTest : public ::testing::Test {
+class RunnerTest : public test_support::FakeMasterTest {
  protected:
   void SetUp() override {
-    // As main() does: plugins must inherit SIGPIPE ignored.
-    signal(SIGPIPE, SIG_IGN);
-    char tmpl[] = "/tmp/sppd-pluginrunner-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    home_ = tmpl;
+    // As main() does: plugins must inherit SIGPIPE ignored (FakeMasterTest sees to it).
+    FakeMasterTest::SetUp();
+    wait_seconds_ = 5;
+    slice_ = std::chrono::milliseconds(5);
+    ASSERT_TRUE(temp_.create("sppd-pluginrunner-test"));
+    home_ = temp_.path();
     ASSERT_EQ(mkdir((home_ + "/plugins").c_str(), 0755), 0);
     ASSERT_EQ(mkdir((home_ + "/control").c_str(), 0755), 0);
-    base_.reset(event_base_new());
-    auto [master_end, runner_end] = ipc::make_socketpair();
-    runner_control_ = std::move(runner_end);
-    master_ = std::make_unique<ipc::Channel>(
-        base_.get(), std::move(master_end),
-        [this](ipc::Frame&& f) { master_frames_.push_back(std::move(f)); },
-        [](const std::string&) {});
     settings_.run.qmail_home = home_;
     settings_.run.plugin_timeout = std::chrono::seconds(10);
   }
@@ -58,49 +44,20 @@ class RunnerTest : public ::testing::Test {
     worker_.reset();
     runner_.reset();
     master_.reset();
-    std::string command = "rm -rf '" + home_ + "'";
-    ASSERT_EQ(system(command.c_str()), 0);
+    ASSERT_TRUE(temp_.remove());
   }
 
   void start() {
     runner_ = std::make_unique<Runner>(base_.get(), home_ + "/sppd.conf", settings_,
-                                       std::move(runner_control_));
-    auto [worker_end, runner_end] = ipc::make_socketpair();
-    ipc::Frame hello(protocol::kNewClient, 0);
-    hello.add("worker_pid", "4711");
-    hello.fd = std::move(runner_end);
-    master_->send(std::move(hello));
-    worker_ = std::make_unique<ipc::Channel>(
-        base_.get(), std::move(worker_end),
-        [this](ipc::Frame&& f) { worker_frames_.push_back(std::move(f)); },
-        [this](const std::string&) { worker_closed_ = true; });
+                                       std::move(service_control_));
+    connect_worker();
   }
 
   // A plugin as an sh script in $home/plugins; returns its config line (relative path).
   std::string script(const std::string& name, const std::string& body) {
     std::string path = home_ + "/plugins/" + name;
-    std::ofstream(path, std::ios::binary) << "#!/bin/sh\n" << body << "\n";
-    chmod(path.c_str(), 0755);
+    write_file(path, "#!/bin/sh\n" + body + "\n", 0755);
     return "plugins/" + name;
-  }
-
-  // Runs the loop in small slices until done() or the time is up.
-  bool run_until(const std::function<bool()>& done, double seconds = 5) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int>(seconds * 1000));
-    while (!done()) {
-      if (Clock::now() > deadline) return false;
-      timeval slice{0, 5000};
-      event_base_loopexit(base_.get(), &slice);
-      event_base_dispatch(base_.get());
-    }
-    return true;
-  }
-
-  const ipc::Frame* reply(uint32_t request_id, uint16_t type) const {
-    for (const auto& f : worker_frames_) {
-      if (f.request_id == request_id && f.type == type) return &f;
-    }
-    return nullptr;
   }
 
   void send_run(uint32_t request_id, char section, const Strings& plugins, const Strings& env,
@@ -131,22 +88,10 @@ class RunnerTest : public ::testing::Test {
     return frame ? frame->get_or("failure", "") : "(no result)";
   }
 
-  int served_count() const {
-    int n = 0;
-    for (const auto& f : master_frames_) n += f.type == protocol::kServed;
-    return n;
-  }
-
+  test_support::TempDir temp_;
   std::string home_;
   Settings settings_;
-  EventBasePtr base_;
-  UniqueFd runner_control_;
-  std::unique_ptr<ipc::Channel> master_;
   std::unique_ptr<Runner> runner_;
-  std::unique_ptr<ipc::Channel> worker_;
-  std::vector<ipc::Frame> master_frames_;
-  std::vector<ipc::Frame> worker_frames_;
-  bool worker_closed_ = false;
   uint32_t next_id_ = 1;
 };
 

@@ -84,7 +84,7 @@ TEST_F(RunnerTest, MalformedFramesCloseTheWorkerChannel) {
     auto [master_end, runner_end] = ipc::make_socketpair();
     master_ = std::make_unique<ipc::Channel>(
         base_.get(), std::move(master_end), [](ipc::Frame&&) {}, [](const std::string&) {});
-    runner_control_ = std::move(runner_end);
+    service_control_ = std::move(runner_end);
     start();
     worker_->send(make());
     EXPECT_TRUE(run_until([&] { return worker_closed_; }, 2));
@@ -121,13 +121,13 @@ TEST_F(RunnerTest, WorkerGoingAwayKillsItsPlugins) {
   start();
   std::string pid_file = home_ + "/plugin.pid";
   send_run(1, 'm', {":echo $$ > " + pid_file + "; exec sleep 30"}, {});
-  ASSERT_TRUE(run_until([&] { return !read_text(pid_file).empty(); }));
-  pid_t plugin = std::atoi(read_text(pid_file).c_str());
+  ASSERT_TRUE(run_until([&] { return !read_file(pid_file).empty(); }));
+  pid_t plugin = std::atoi(read_file(pid_file).c_str());
   worker_.reset();
   ASSERT_TRUE(run_until([&] { return runner_->in_flight() == 0; }));
   run_until([] { return false; }, 0.05);  // the abandoned request is destroyed next pass
   EXPECT_TRUE(run_until([&] {
-    std::string stat = read_text("/proc/" + std::to_string(plugin) + "/stat");
+    std::string stat = read_file("/proc/" + std::to_string(plugin) + "/stat");
     return stat.empty() || stat.find(") Z") != std::string::npos;
   }));
 }

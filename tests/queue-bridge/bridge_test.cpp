@@ -3,7 +3,6 @@
 // (sppd-maildir-queue, sppd-null-queue and small sh scripts) in a temporary qmail home.
 #include "queue-bridge/bridge.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -13,13 +12,12 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <functional>
 #include <regex>
-#include <sstream>
 
 #include "common/channel.h"
 #include "common/protocol.h"
+#include "tests/common/test_support.h"
 
 namespace sppd::queue_bridge {
 namespace {
@@ -27,65 +25,27 @@ namespace {
 using namespace std::string_literals;
 using Clock = std::chrono::steady_clock;
 
-std::vector<std::string> list_dir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* dir = opendir(path.c_str());
-  if (!dir) return names;
-  while (dirent* entry = readdir(dir)) {
-    std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  closedir(dir);
-  return names;
-}
+using test_support::list_dir;
+using test_support::read_file;
+using test_support::write_all;
+using test_support::write_file;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void write_file(const std::string& path, const std::string& text, mode_t mode = 0644) {
-  std::ofstream(path, std::ios::binary) << text;
-  chmod(path.c_str(), mode);
-}
-
-bool write_all(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-class BridgeTest : public ::testing::Test {
+class BridgeTest : public test_support::FakeMasterTest {
  protected:
   void SetUp() override {
-    signal(SIGPIPE, SIG_IGN);
-    char tmpl[] = "/tmp/sppd-bridge-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    home_ = tmpl;
+    FakeMasterTest::SetUp();
+    ASSERT_TRUE(home_dir_.create("sppd-bridge-test"));
+    home_ = home_dir_.path();
     ASSERT_EQ(mkdir((home_ + "/bin").c_str(), 0755), 0);
     ASSERT_EQ(mkdir((home_ + "/Maildir").c_str(), 0700), 0);
     config_path_ = home_ + "/sppd.conf";
-    base_.reset(event_base_new());
-    auto [master_end, bridge_end] = ipc::make_socketpair();
-    bridge_control_ = std::move(bridge_end);
-    master_ = std::make_unique<ipc::Channel>(
-        base_.get(), std::move(master_end),
-        [this](ipc::Frame&& f) { master_frames_.push_back(std::move(f)); },
-        [](const std::string&) {});
   }
 
   void TearDown() override {
     worker_.reset();
     bridge_.reset();
     master_.reset();
-    std::string command = "rm -rf '" + home_ + "'";
-    ASSERT_EQ(system(command.c_str()), 0);
+    ASSERT_TRUE(home_dir_.remove());
   }
 
   Settings settings(std::vector<std::string> qmail_queue, int queue_timeout = 30) {
@@ -105,42 +65,10 @@ class BridgeTest : public ::testing::Test {
 
   void start(Settings s) {
     bridge_ = std::make_unique<Bridge>(base_.get(), config_path_, std::move(s),
-                                       std::move(bridge_control_));
+                                       std::move(service_control_));
     connect_worker();
   }
 
-  void connect_worker() {
-    auto [worker_end, bridge_end] = ipc::make_socketpair();
-    ipc::Frame hello(protocol::kNewClient, 0);
-    hello.add("worker_pid", "4711");
-    hello.fd = std::move(bridge_end);
-    master_->send(std::move(hello));
-    worker_closed_ = false;
-    worker_frames_.clear();
-    worker_ = std::make_unique<ipc::Channel>(
-        base_.get(), std::move(worker_end),
-        [this](ipc::Frame&& f) { worker_frames_.push_back(std::move(f)); },
-        [this](const std::string&) { worker_closed_ = true; });
-  }
-
-  // Runs the loop in small slices until done() or the time is up.
-  bool run_until(const std::function<bool()>& done, double seconds = 10) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int>(seconds * 1000));
-    while (!done()) {
-      if (Clock::now() > deadline) return false;
-      timeval slice{0, 10000};
-      event_base_loopexit(base_.get(), &slice);
-      event_base_dispatch(base_.get());
-    }
-    return true;
-  }
-
-  const ipc::Frame* reply(uint32_t request_id, uint16_t type) {
-    for (const auto& f : worker_frames_) {
-      if (f.request_id == request_id && f.type == type) return &f;
-    }
-    return nullptr;
-  }
   const ipc::Frame* wait_reply(uint32_t request_id, uint16_t type, double seconds = 10) {
     run_until([&] { return reply(request_id, type) != nullptr; }, seconds);
     return reply(request_id, type);
@@ -178,22 +106,10 @@ class BridgeTest : public ::testing::Test {
     return wait_reply(request_id, protocol::kQueueResult);
   }
 
-  int served_count() {
-    int n = 0;
-    for (const auto& f : master_frames_) n += f.type == protocol::kServed;
-    return n;
-  }
-
+  test_support::TempDir home_dir_;
   std::string home_;
   std::string config_path_;
-  EventBasePtr base_;
-  UniqueFd bridge_control_;
-  std::unique_ptr<ipc::Channel> master_;
   std::unique_ptr<Bridge> bridge_;
-  std::unique_ptr<ipc::Channel> worker_;
-  std::vector<ipc::Frame> master_frames_;
-  std::vector<ipc::Frame> worker_frames_;
-  bool worker_closed_ = false;
 };
 
 TEST_F(BridgeTest, QueuesThroughTheMaildirQueue) {

@@ -1,6 +1,5 @@
 // Tests for queue-bridge/maildir_queue.cpp: runs the built sppd-maildir-queue with real pipes
 // in a temporary directory, as qmail's qmail_open() would (fd 0 message, fd 1 envelope).
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -10,59 +9,31 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "tests/common/test_support.h"
 
 namespace {
 
 using namespace std::string_literals;
 
-std::vector<std::string> list_dir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* dir = opendir(path.c_str());
-  if (!dir) return names;
-  while (dirent* entry = readdir(dir)) {
-    std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  closedir(dir);
-  return names;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void write_all(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n <= 0) return;  // the queue program gave up (EPIPE): its exit code says why
-    done += static_cast<size_t>(n);
-  }
-}
+using sppd::test_support::list_dir;
+using sppd::test_support::read_file;
+using sppd::test_support::write_all;
 
 class MaildirQueueTest : public ::testing::Test {
  protected:
   void SetUp() override {
     signal(SIGPIPE, SIG_IGN);
-    char tmpl[] = "/tmp/sppd-maildir-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_TRUE(temp_.create("sppd-maildir-test"));
+    dir_ = temp_.path();
     maildir_ = dir_ + "/Maildir";
     for (const char* sub : {"", "/tmp", "/new", "/cur"}) {
       ASSERT_EQ(mkdir((maildir_ + sub).c_str(), 0700), 0);
     }
   }
-  void TearDown() override {
-    std::string command = "rm -rf '" + dir_ + "'";
-    ASSERT_EQ(system(command.c_str()), 0);
-  }
+  void TearDown() override { ASSERT_TRUE(temp_.remove()); }
 
   // Runs the queue with cwd = dir_ and argv[1] = maildir_arg; returns its exit code (or
   // 1000 + signal). The message pipe is closed before the envelope is written, as qmail does.
@@ -88,6 +59,7 @@ class MaildirQueueTest : public ::testing::Test {
     }
     close(message_pipe[0]);
     close(envelope_pipe[0]);
+    // A failed write means the queue program gave up (EPIPE): its exit code says why.
     write_all(message_pipe[1], message);
     close(message_pipe[1]);
     write_all(envelope_pipe[1], envelope);
@@ -108,6 +80,7 @@ class MaildirQueueTest : public ::testing::Test {
     EXPECT_TRUE(list_dir(maildir_ + "/tmp").empty());
   }
 
+  sppd::test_support::TempDir temp_;
   std::string dir_;
   std::string maildir_;
 };
