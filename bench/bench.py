@@ -157,7 +157,8 @@ def one_run(label, queue_cmd, smtpd, workload, counts, size, plugins=None):
     sppd = conftest.Sppd({"queue": queue_cmd, "smtpd": smtpd,
                           "glob": {"log_level": "warning", "drain_timeout": "30"},
                           "control": {"databytes": "0"},
-                          "pluginrunner": {"processes": "2"}, **(plugins or {})})
+                          "pluginrunner": {"processes": "2"},
+                          "queue_bridge": {"processes": "2"}, **(plugins or {})})
     try:
         sppd.start()
         maildir_before = len(sppd.new_files())

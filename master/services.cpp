@@ -8,7 +8,9 @@ namespace sppd::master {
 
 Role role_of(std::string_view service) { return service == kSmtpd ? Role::kWorker : Role::kHelper; }
 
-bool is_pool(std::string_view service) { return service == kPluginRunner; }
+bool is_pool(std::string_view service) {
+  return service == kPluginRunner || service == kQueueBridge;
+}
 
 void RestartPolicy::on_served() { next_delay_ = kFirstDelay; }
 

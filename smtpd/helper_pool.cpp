@@ -34,6 +34,11 @@ std::optional<HelperPool::Ticket> HelperPool::request(ipc::Frame&& frame,
   return Ticket{best_pid, *id};
 }
 
+bool HelperPool::send(const Ticket& ticket, ipc::Frame&& frame) {
+  auto it = links_.find(ticket.helper_pid);
+  return it != links_.end() && it->second->send(ticket.request_id, std::move(frame));
+}
+
 void HelperPool::cancel(const Ticket& ticket) {
   auto it = links_.find(ticket.helper_pid);
   if (it != links_.end()) it->second->cancel(ticket.request_id);

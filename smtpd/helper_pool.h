@@ -27,6 +27,8 @@ class HelperPool {
   void attach(int helper_pid, UniqueFd fd);
   // Sends a request to the least busy live process; nullopt if none is available.
   std::optional<Ticket> request(ipc::Frame&& frame, HelperLink::Callback callback);
+  // Sends a further frame of a request to the process that has it; false if it is gone.
+  bool send(const Ticket& ticket, ipc::Frame&& frame);
   // Forgets a request; harmless if the process is gone.
   void cancel(const Ticket& ticket);
 

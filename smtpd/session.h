@@ -33,7 +33,7 @@ class HelperPool;
 // What a session needs from its worker.
 struct SessionContext {
   event_base* base = nullptr;
-  HelperLink* queue = nullptr;
+  HelperPool* queue = nullptr;  // queue-bridge processes (a pool: spawns run in parallel)
   HelperLink* dns = nullptr;
   HelperPool* plugins = nullptr;
   HelperLink* authd = nullptr;
@@ -218,7 +218,7 @@ class Session {
   EventPtr rbl_timer_;
 
   // DATA transaction state
-  std::optional<uint32_t> queue_request_;
+  std::optional<HelperPool::Ticket> queue_request_;
   BuffereventPtr message_pipe_;
   std::unique_ptr<DataDecoder> decoder_;
   bool data_complete_ = false;   // the client's "." was seen

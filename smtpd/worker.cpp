@@ -155,18 +155,14 @@ void Worker::on_control_frame(ipc::Frame&& frame) {
     return;
   }
   std::string service = frame.get_or("service", "");
-  if (service == "queue-bridge") {
-    queue_.attach(std::move(frame.fd));
+  int helper_pid = atoi(frame.get_or("helper_pid", "0").c_str());
+  if (service == "queue-bridge" && helper_pid > 0) {
+    queue_.attach(helper_pid, std::move(frame.fd));
   } else if (service == "dnsbl-cache") {
     dns_.attach(std::move(frame.fd));
   } else if (service == "authd") {
     authd_.attach(std::move(frame.fd));
-  } else if (service == "pluginrunner") {
-    int helper_pid = atoi(frame.get_or("helper_pid", "0").c_str());
-    if (helper_pid <= 0) {
-      log::warn("ignoring pluginrunner channel without helper_pid");
-      return;
-    }
+  } else if (service == "pluginrunner" && helper_pid > 0) {
     plugins_.attach(helper_pid, std::move(frame.fd));
   } else {
     log::warn("ignoring channel for unknown service '", service, "'");

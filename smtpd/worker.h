@@ -57,7 +57,7 @@ class Worker {
   bool served_reported_ = false;
   std::vector<std::unique_ptr<Listening>> listeners_;
   std::unique_ptr<ipc::Channel> control_;
-  HelperLink queue_;
+  HelperPool queue_;
   HelperLink dns_;
   HelperPool plugins_;
   HelperLink authd_;

@@ -116,10 +116,10 @@ class SessionTest : public ::testing::Test {
                                                       "/nonexistent/morercpthosts.cdb");
     settings_.badmailfrom = std::make_unique<BadMailFrom>(std::vector<std::string>{"@bad.example"});
     settings_.databytes = 1000;
-    queue_link_ = std::make_unique<HelperLink>(base_.get(), "queue-bridge");
+    queue_link_ = std::make_unique<HelperPool>(base_.get(), "queue-bridge");
     dns_link_ = std::make_unique<HelperLink>(base_.get(), "dnsbl-cache");
     auto [ours, theirs] = ipc::make_socketpair();
-    queue_link_->attach(std::move(ours));
+    queue_link_->attach(1, std::move(ours));
     bridge_ = std::make_unique<FakeQueueBridge>(base_.get(), std::move(theirs));
     plugin_pool_ = std::make_unique<HelperPool>(base_.get(), "pluginrunner");
     auto [pool_end, runner_end] = ipc::make_socketpair();
@@ -183,7 +183,8 @@ class SessionTest : public ::testing::Test {
 
   EventBasePtr base_;
   ListenerSettings settings_;
-  std::unique_ptr<HelperLink> queue_link_, dns_link_;
+  std::unique_ptr<HelperPool> queue_link_;
+  std::unique_ptr<HelperLink> dns_link_;
   std::unique_ptr<HelperLink> auth_link_ = std::make_unique<HelperLink>(nullptr, "authd");
   std::unique_ptr<FakeQueueBridge> bridge_;
   std::unique_ptr<HelperPool> plugin_pool_;
