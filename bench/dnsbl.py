@@ -8,12 +8,11 @@
 import os
 import shutil
 import sys
-import threading
 import time
 
 import conftest  # the integration harness (bench.py puts it on sys.path)
+from parallel import THREADS, run_threads
 
-THREADS = 8  # client threads per row
 SOA = "$SOA 300 ns.bench.test hostmaster.bench.test 1 1h 1h 1d 300\n"
 # Two zones, both asked about every client: the first lists nobody on loopback, the second
 # every fourth address of 127.0.0.0/24 (those clients get rblsmtpd's fake conversation).
@@ -40,31 +39,12 @@ def session(host, port, source):
 def run_sessions(host, port, sources):
     """One session per entry of `sources` on THREADS threads; returns (seconds, greetings,
     greeting latencies). The first exception ends the row."""
-    errors, lock, next_index = [], threading.Lock(), [0]
     greetings, latencies = [None] * len(sources), [0.0] * len(sources)
 
-    def loop():
-        while not errors:
-            with lock:
-                i = next_index[0]
-                next_index[0] += 1
-            if i >= len(sources):
-                return
-            try:
-                greetings[i], latencies[i] = session(host, port, sources[i])
-            except Exception as e:  # reported once, after the threads are done
-                errors.append(e)
+    def work(i):
+        greetings[i], latencies[i] = session(host, port, sources[i])
 
-    threads = [threading.Thread(target=loop) for _ in range(THREADS)]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return time.monotonic() - started, greetings, latencies
-
+    return run_threads(len(sources), work), greetings, latencies
 
 def one_row(label, server, rbl, sources, tree_cpu_seconds):
     listener = {"rbl": rbl} if rbl else {}

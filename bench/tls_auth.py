@@ -12,13 +12,11 @@
 # and the CPU per operation as the figure that matters.
 import shutil
 import socket
-import threading
-import time
 from pathlib import Path
 
 import conftest  # the integration harness (bench.py puts it on sys.path)
+from parallel import THREADS, run_threads
 
-THREADS = 8  # client threads per row
 
 
 def start(options, prepare=None):
@@ -28,34 +26,6 @@ def start(options, prepare=None):
     if prepare:
         prepare(sppd)
     return sppd.start()
-
-
-def run_threads(count, work):
-    """Runs work(i) for i in range(count) on THREADS threads; returns the elapsed seconds.
-    The first exception ends the row."""
-    errors, lock, next_index = [], threading.Lock(), [0]
-
-    def loop():
-        while not errors:
-            with lock:
-                i = next_index[0]
-                next_index[0] += 1
-            if i >= count:
-                return
-            try:
-                work(i)
-            except Exception as e:  # reported once, after the threads are done
-                errors.append(e)
-
-    threads = [threading.Thread(target=loop) for _ in range(THREADS)]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return time.monotonic() - started
 
 
 def tls_rows(scale, tree_cpu_seconds):
