@@ -91,7 +91,6 @@ std::string qmail_reply(std::string_view code, std::string_view qmail_text,
     reply += ' ';
     reply += text;
   }
-  reply += "\r\n";
   return reply;
 }
 

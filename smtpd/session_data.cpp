@@ -19,10 +19,6 @@ constexpr size_t kPipeHighWater = 256 * 1024;
 // Recipients per envelope frame, well inside the 64 KiB frame limit for 1000-byte addresses.
 constexpr size_t kEnvelopeFrameBudget = 48 * 1024;
 
-std::string without_crlf(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  return text;
-}
 }  // namespace
 
 void Session::on_queue_frame(ipc::Frame* frame) {
@@ -60,7 +56,7 @@ void Session::on_queue_frame(ipc::Frame* frame) {
       // qmail-queue could not be started: qmail-smtpd's "qqt failure" at DATA.
       if (queue_request_) context_.queue->cancel(*queue_request_);
       queue_request_.reset();
-      reply(without_crlf(qmail_reply(status == "perm" ? "554" : "451", text)));
+      reply(qmail_reply(status == "perm" ? "554" : "451", text));
       set_busy(false);
       process_input();
       return;
@@ -217,7 +213,7 @@ void Session::finish_transaction() {
     log::info("session ", id_, ": message accepted for ", recipients_.size(),
               " recipient(s): ", text);
   } else {
-    reply(without_crlf(qmail_reply(code, text)));
+    reply(qmail_reply(code, text));
     log::info("session ", id_, ": message refused: ", text);
   }
   if (queue_request_) context_.queue->cancel(*queue_request_);

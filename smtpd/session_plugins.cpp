@@ -12,15 +12,6 @@
 #include "smtpd/session.h"
 
 namespace sppd::smtpd {
-namespace {
-
-std::string without_crlf(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  return text;
-}
-
-}  // namespace
-
 void Session::load_plugins() {
   if (env("NOSPP")) {  // set, even empty: qmail-spp is off for this session
     greet(true);
@@ -165,7 +156,7 @@ Session::PluginVerdict Session::apply_plugin_result(char section, const ipc::Fra
   }
   if (const std::string* failure = result.get("failure")) {
     // qmail-spp prints this even after a plugin's own E or R text.
-    reply(without_crlf(qmail_reply("451", *failure)));
+    reply(qmail_reply("451", *failure));
     if (!close) verdict = PluginVerdict::kRefused;
   }
   if (close) {
