@@ -64,6 +64,36 @@ constexpr uint16_t kDnsblQuery = 22;
 //   Answers in 127.255.255.0/24 (a public resolver refused) are "error", never "listed".
 constexpr uint16_t kDnsblResult = 23;
 
+// Shared-memory fast path (issue 5 item 2; common/dnsbl_table.h holds the layout).
+// worker (or any local client) -> cache: send me the table. No attrs.
+constexpr uint16_t kDnsblTableRequest = 24;
+// cache -> asker: fd = a read-only descriptor of the table segment (map it PROT_READ).
+//   attrs: slots, slot_size (the layout's numbers, checked by the reader against its own)
+constexpr uint16_t kDnsblTable = 25;
+// worker -> cache: DNSBL answers the worker found in shared memory since it last said so,
+//   for the operator counters. attrs: count. No answer.
+constexpr uint16_t kDnsblShmHits = 26;
+
+// Per-client counters (issue 5 item 5: Postfix anvil, tcpserver -c), kept by dnsbl-cache so
+// that every worker sees the same numbers; a worker's channel closing releases its clients.
+// worker -> cache: a client connected. attrs: ip, listener, max_connections (0 = no limit),
+//   max_rate (connections per rate_window seconds, 0 = no limit), rate_window, session (the
+//   worker's session id; with reannounce="yes" the client connected earlier and the cache
+//   was restarted since: count it, never refuse it)
+constexpr uint16_t kClientConnect = 50;
+// cache -> worker: attrs: verdict ("ok" | "too_many" | "too_fast"), connections (the
+//   client's concurrent connections, this one included), rate (connections in the window)
+constexpr uint16_t kClientVerdict = 51;
+// worker -> cache: the session of kClientConnect ended (also sent for refused ones).
+//   attrs: session. No answer.
+constexpr uint16_t kClientDisconnect = 52;
+
+// Operators' status query (issue 5 item 6), asked on dnsbl-cache's local socket.
+// client -> cache: no attrs.
+constexpr uint16_t kStatusQuery = 60;
+// cache -> client: attrs: counter (repeated "name=value", e.g. "dnsbl.queries=12").
+constexpr uint16_t kStatusReport = 61;
+
 // ---- smtpd worker <-> pluginrunner (qmail-spp plugins; spec/qmail-spp.md)
 // worker -> runner: read a plugin file (SPPCONFFILE or control/smtpplugins) with qmail's
 // control-file rules; a relative path is relative to qmail_home. attrs: path

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "common/config.h"
-#include "smtpd/rbl.h"
+#include "common/rbl_options.h"
 #include "smtpd/relay.h"
 #include "smtpd/tcprules.h"
 #include "smtpd/tls.h"

@@ -1,13 +1,13 @@
 // rblsmtpd's options as data: the steps of a DNSBL check, parsed from the listener's `rbl`
-// setting (ucspi-tcp rblsmtpd.c: options are acted on in command-line order, lookups stop
-// at the first decision). Pure; the session runs the steps (session_rbl.cpp).
+// setting or the rblspp plugin's command line (ucspi-tcp rblsmtpd.c: options are acted on in
+// command-line order, lookups stop at the first decision). Pure; smtpd runs the steps.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
-namespace sppd::smtpd {
+namespace sppd {
 
 struct RblStep {
   enum class Kind {
@@ -33,4 +33,4 @@ std::optional<std::vector<RblStep>> parse_rbl_options(const std::string& options
 // %IP% in an -r zone:text message becomes the client's address (indimail/qmail-md syntax).
 std::string rbl_message(const std::string& text, const std::string& ip);
 
-}  // namespace sppd::smtpd
+}  // namespace sppd

@@ -1,9 +1,9 @@
-// Tests for smtpd/rbl: rblsmtpd's option string as ordered steps, and %IP% messages.
-#include "smtpd/rbl.h"
+// Tests for common/rbl_options: rblsmtpd's option string as ordered steps, and %IP% messages.
+#include "common/rbl_options.h"
 
 #include <gtest/gtest.h>
 
-namespace sppd::smtpd {
+namespace sppd {
 namespace {
 
 using Kind = RblStep::Kind;
@@ -49,4 +49,4 @@ TEST(RblOptionsTest, MessagesGetTheClientAddress) {
 }
 
 }  // namespace
-}  // namespace sppd::smtpd
+}  // namespace sppd

@@ -1,10 +1,10 @@
-// Parsing rblsmtpd's options (see rbl.h). Pure and unit-tested.
-#include "smtpd/rbl.h"
+// Parsing rblsmtpd's options (see rbl_options.h). Pure and unit-tested.
+#include "common/rbl_options.h"
 
 #include <cctype>
 #include <cstdlib>
 
-namespace sppd::smtpd {
+namespace sppd {
 namespace {
 
 // A zone must be a plain domain name (letters, digits, '-', '_', dots; labels of 1-63
@@ -124,4 +124,4 @@ std::string rbl_message(const std::string& text, const std::string& ip) {
   return out;
 }
 
-}  // namespace sppd::smtpd
+}  // namespace sppd
