@@ -25,6 +25,8 @@ sys.path.insert(0, str(SOURCE_DIR / "tests" / "integration"))
 import conftest  # noqa: E402  (the integration harness: Sppd, /proc helpers)
 import tls_auth  # noqa: E402  (the TLS and AUTH rows)
 import dnsbl  # noqa: E402  (the DNSBL rows)
+import patterns  # noqa: E402  (the pattern-file rows)
+import virus_scan  # noqa: E402  (the clamd rows)
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -76,9 +78,10 @@ class PeakRss:
         self.sample()
 
 
-def run_smtp_source(sppd, sessions, messages, keep_connection, size):
+def run_smtp_source(sppd, sessions, messages, keep_connection, size, recipients=1):
     cmd = [SMTP_SOURCE, "-s", str(sessions), "-m", str(messages), "-l", str(size),
-           "-M", "client.test", "-f", "alice@client.test", "-t", "bob@example.com"]
+           "-M", "client.test", "-f", "alice@client.test", "-t", "bob@example.com",
+           "-r", str(recipients)]
     if keep_connection:
         cmd.append("-d")
     cmd.append(f"inet:{sppd.host}:{sppd.port}")
@@ -284,11 +287,24 @@ def main():
 
         tls_auth_rows = {o for o in only if o.split("/")[0] in ("tls", "auth", "rss")}
         dnsbl_rows = {o for o in only if o.split("/")[0] == "dnsbl"}
+        pattern_rows = {o for o in only if o.split("/")[0] == "patterns"}
+        clamd_rows = {o for o in only if o.split("/")[0] == "clamd"}
+
+        def smtp_source_rcpts(sppd, sessions, messages):
+            run_smtp_source(sppd, sessions, messages, True, args.size, patterns.RECIPIENTS)
+
+        def smtp_source_kept(sppd, sessions, messages):
+            run_smtp_source(sppd, sessions, messages, True, args.size)
         if only and not rows:  # only TLS/AUTH and DNSBL rows asked for
             if tls_auth_rows:
                 tls_auth.run(scale, tls_auth_rows, tree_cpu_seconds)
             if dnsbl_rows:
                 dnsbl.run(scale, dnsbl_rows, tree_cpu_seconds)
+            if pattern_rows:
+                patterns.run(scale, pattern_rows, smtp_source_rcpts, null_queue, tree_cpu_seconds)
+            if clamd_rows:
+                virus_scan.run(scale, clamd_rows, smtp_source_kept, null_queue, tree_cpu_seconds,
+                               args.size)
             return
         print()
         header = (f"{'queue/workers/load':22} {'msgs':>7} {'secs':>7} {'msgs/s':>8} {'p50 ms':>7} "
@@ -325,6 +341,11 @@ def main():
             tls_auth.run(scale, tls_auth_rows, tree_cpu_seconds)
         if not only or dnsbl_rows:
             dnsbl.run(scale, dnsbl_rows, tree_cpu_seconds)
+        if not only or pattern_rows:
+            patterns.run(scale, pattern_rows, smtp_source_rcpts, null_queue, tree_cpu_seconds)
+        if not only or clamd_rows:
+            virus_scan.run(scale, clamd_rows, smtp_source_kept, null_queue, tree_cpu_seconds,
+                           args.size)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

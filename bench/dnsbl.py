@@ -4,11 +4,15 @@
 # (client IP, zone) pairs: with dnsbl-cache's shared cache and in-flight coalescing the two
 # must be equal. Each row runs on a fresh sppd (an empty cache) against one rbldnsd.
 # The clients are Python threads on the same two cores, each connection bound to its loopback
-# source address: read the rates as relative numbers.
+# source address: read the rates as relative numbers. Then the lookup latency of one verdict
+# (row dnsbl/latency): a shared-memory hit, a socket hit and a miss, timed by the C++ helper
+# build/bench/dnsbl_latency (bench/dnsbl_latency.cpp) against dnsbl-cache's local socket.
 import os
 import shutil
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import conftest  # the integration harness (bench.py puts it on sys.path)
 from parallel import THREADS, run_threads
@@ -76,8 +80,57 @@ def one_row(label, server, rbl, sources, tree_cpu_seconds):
             "cpu_us": cpu * 1e6 / len(sources)}
 
 
+# Targets of issue 5 for one verdict (p50): a shared-memory hit, a socket hit. None: no target.
+LATENCY_TARGETS_US = {"shm_hit": 2.0, "socket_hit": 50.0, "miss": None}
+LATENCY_HELPER = Path(os.environ["SPPD_BIN_DIR"]).parent / "bench" / "dnsbl_latency"
+
+
+def lookup_latency(server, scale):
+    """Runs dnsbl_latency against a fresh sppd's dnsbl-cache: {kind: {"n", "p50_us", ...}}.
+    The hit is about 127.0.0.4 in b.bench.test (listed, with a TXT text); misses ask about
+    10.77.x.y, which nobody asked before (clear: NXDOMAIN from rbldnsd)."""
+    sppd = conftest.Sppd({"glob": {"log_level": "warning", "drain_timeout": "30"},
+                          "smtpd": {"processes": "2", "sessions_per_worker": "50"},
+                          "dnsbl_cache": {"resolver": server.resolver},
+                          "listener": {"rbl": RBL}})
+    try:
+        sppd.start()
+        out = subprocess.run(
+            [str(LATENCY_HELPER), "--socket", str(sppd.dnsbl_socket), "--zone", "b.bench.test",
+             "--hit-ip", "127.0.0.4", "--hits", str(max(20000, int(200000 * scale))),
+             "--socket-hits", str(max(2000, int(20000 * scale))),
+             "--misses", str(max(100, int(500 * scale)))],
+            capture_output=True, text=True, timeout=600, check=True).stdout
+    finally:
+        sppd.stop()
+        shutil.rmtree(sppd.dir, ignore_errors=True)
+    results = {}
+    for line in out.splitlines():  # "shm_hit n=200000 p50_us=0.210 p99_us=0.400 mean_us=0.230"
+        kind, *fields = line.split()
+        results[kind] = {k: float(v) for k, v in (f.split("=") for f in fields)}
+    return results
+
+
+def print_latency(results):
+    print("\nDNSBL lookup latency of one verdict (dnsbl_latency on dnsbl-cache's local socket; "
+          "targets for p50):")
+    header = f"{'kind':12} {'lookups':>8} {'p50 us':>8} {'p99 us':>8} {'mean us':>8}  target"
+    print(header)
+    print("-" * len(header))
+    for kind, target in LATENCY_TARGETS_US.items():
+        r = results[kind]
+        verdict = "" if target is None else f"< {target:g} us" + (
+            "" if r["p50_us"] < target else "  MISSED")
+        print(f"{kind:12} {int(r['n']):>8} {r['p50_us']:>8.2f} {r['p99_us']:>8.2f} "
+              f"{r['mean_us']:>8.2f}  {verdict}")
+    print("  shm_hit: DnsblTableReader::find on the mapped table, key made from the text address "
+          "as a session does; socket_hit: a kDnsblQuery round trip answered from dnsbl-cache's "
+          "cache; miss: one about a new address, through rbldnsd on loopback.")
+
+
 def run(scale, only, tree_cpu_seconds):
-    """The dnsbl rows selected by `only` (empty or "dnsbl": all); prints their table."""
+    """The dnsbl rows selected by `only` (empty or "dnsbl": all, dnsbl/latency included);
+    prints their tables."""
     if not os.path.exists(conftest.RBLDNSD):
         print("\nDNSBL rows skipped: rbldnsd is not installed (Debian package rbldnsd)")
         return
@@ -89,17 +142,30 @@ def run(scale, only, tree_cpu_seconds):
          [DISTINCT_IPS[i % len(DISTINCT_IPS)] for i in range(connections)]),
     ]
     server = conftest.Rbldnsd(ZONES).start()
-    rows = []
+    rows, latency = [], None
     try:
         for label, rbl, sources in rows_wanted:
             if only and "dnsbl" not in only and label not in only:
                 continue
             print(f"running {label} ...", file=sys.stderr, flush=True)
             rows.append(one_row(label, server, rbl, sources, tree_cpu_seconds))
+        if not only or "dnsbl" in only or "dnsbl/latency" in only:
+            if LATENCY_HELPER.exists():
+                print("running dnsbl/latency ...", file=sys.stderr, flush=True)
+                latency = lookup_latency(server, scale)
+            else:
+                print(f"\ndnsbl/latency skipped: {LATENCY_HELPER} is not built "
+                      "(cmake --build build)")
     finally:
         server.cleanup()
-    if not rows:
-        return
+    if rows:
+        print_rows(rows, connections)
+    if latency:
+        print_latency(latency)
+
+
+def print_rows(rows, connections):
+    """The table of the connection rows."""
     print(f"\nDNSBL at connect ({THREADS} client threads, 2 workers x 50 sessions; rbl = "
           f"'{RBL}'; rbldnsd on loopback, queries counted in its log):")
     header = (f"{'row':20} {'conns':>6} {'secs':>6} {'conns/s':>8} {'greet p50/p99 ms':>17} "

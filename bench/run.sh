@@ -5,10 +5,12 @@
 # cost (rows spp0/2x50/a and spp6/2x50/a), then TLS handshakes/s (465 and STARTTLS, TLS 1.3
 # and 1.2), AUTH PLAIN sessions/s through sppd-test-checkpassword and smtpd memory per TLS
 # session (rows tls/..., auth/..., rss/...; bench/tls_auth.py), then connections/s through
-# DNSBL checks and the DNS queries that reached rbldnsd (rows dnsbl/...; bench/dnsbl.py); see
-# bench/README.md.
+# DNSBL checks and the DNS queries that reached rbldnsd (rows dnsbl/...; bench/dnsbl.py), and
+# the lookup latency of a DNSBL verdict (dnsbl/latency: a shared-memory hit, a socket hit, a
+# miss; build/bench/dnsbl_latency), and msgs/s with every message scanned by a real clamd
+# versus none (rows clamd/...; bench/virus_scan.py); see bench/README.md.
 # Usage: bench/run.sh [--quick] [--size BYTES]
-#                     [--only null/2x50/a,spp0/2x50/a,tls,auth,rss,dnsbl,...]
+#                     [--only null/2x50/a,spp0/2x50/a,tls,auth,rss,dnsbl,dnsbl/latency,clamd,...]
 #   BENCH_SCALE=0.5 bench/run.sh   scales every message count.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

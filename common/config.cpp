@@ -31,13 +31,20 @@ const std::set<std::string> kListenerKeys = {"address",
                                              "require_auth",
                                              "tls_handshake_timeout",
                                              "rbl",
-                                             "rbl_when"};
+                                             "rbl_when",
+                                             "max_connections_per_ip",
+                                             "max_connection_rate_per_ip",
+                                             "connection_rate_window",
+                                             "realrcptto",
+                                             "clamd_unavailable",
+                                             "clamd_timeout"};
 // Keys every service accepts, then the ones only some services know.
 const std::set<std::string> kCommonServiceKeys = {"user", "processes"};
 const std::map<std::string, std::set<std::string>> kServiceKeys = {
     {"smtpd", {"chroot", "sessions_per_worker", "max_use"}},
-    {"queue-bridge", {"qmail_queue", "queue_timeout", "error_fd"}},
-    {"dnsbl-cache", {"resolver", "chroot", "lookup_timeout"}},
+    {"queue-bridge", {"qmail_queue", "queue_timeout", "error_fd", "clamd_connect_timeout"}},
+    {"dnsbl-cache",
+     {"resolver", "chroot", "lookup_timeout", "socket", "callback_port", "callback_timeout"}},
     {"pluginrunner", {"plugin_timeout", "max_output"}},
     {"authd",
      {"checkpassword", "check_timeout", "concurrency", "cram_order", "max_failures",
@@ -87,6 +94,16 @@ std::string normalize(const std::string& p) {
   return p;
 }
 
+// A socket that may not exist yet: its directory normalized when that exists.
+std::string socket_path(const std::string& p) {
+  size_t slash = p.rfind('/');
+  if (slash == std::string::npos || slash == 0) return p;
+  return normalize(p.substr(0, slash)) + p.substr(slash);
+}
+
+// sockaddr_un's sun_path holds 108 bytes with the NUL.
+constexpr size_t kMaxSocketPath = 108;
+
 }  // namespace
 
 std::string Service::get(const std::string& key, const std::string& fallback) const {
@@ -110,6 +127,10 @@ const Listener* Config::listener(const std::string& name) const {
     if (l.name == name) return &l;
   }
   return nullptr;
+}
+
+std::string dnsbl_socket(const Config& config) {
+  return config.service("dnsbl-cache").get("socket", kDefaultDnsblSocket);
 }
 
 bool split_address(const std::string& address, std::string* host, int* port) {
@@ -230,6 +251,13 @@ Config parse(const std::string& text, const std::string& path) {
           service->max_use = static_cast<int>(p.number(key, value, 1, 100000000));
         } else if (key == "chroot") {
           service->chroot = normalize(p.absolute(value));
+        } else if (key == "socket") {
+          std::string path = socket_path(p.absolute(value));
+          if (value.empty() || path.size() >= kMaxSocketPath) {
+            p.fail("socket must be a path of 1 to " + std::to_string(kMaxSocketPath - 1) +
+                   " bytes");
+          }
+          service->settings[key] = path;
         } else if (key == "queue_timeout" || key == "error_fd" || key == "plugin_timeout" ||
                    key == "max_output" || key == "check_timeout" || key == "concurrency" ||
                    key == "max_failures" || key == "failure_window") {
@@ -274,6 +302,8 @@ Config parse(const std::string& text, const std::string& path) {
           listener->require_tls = p.boolean(key, value);
         } else if (key == "require_auth") {
           listener->require_auth = p.boolean(key, value);
+        } else if (key == "realrcptto") {
+          listener->realrcptto = p.boolean(key, value);
         } else if (key == "rbl") {
           listener->rbl = value;
         } else if (key == "rbl_when") {
@@ -281,6 +311,19 @@ Config parse(const std::string& text, const std::string& path) {
           listener->rbl_at_rcpt = value == "rcpt";
         } else if (key == "tls_handshake_timeout") {
           listener->tls_handshake_timeout = static_cast<int>(p.number(key, value, 1, 3600));
+        } else if (key == "max_connections_per_ip") {
+          listener->max_connections_per_ip = static_cast<int>(p.number(key, value, 0, 1000000));
+        } else if (key == "max_connection_rate_per_ip") {
+          listener->max_connection_rate_per_ip = static_cast<int>(p.number(key, value, 0, 1000000));
+        } else if (key == "connection_rate_window") {
+          listener->connection_rate_window = static_cast<int>(p.number(key, value, 1, 86400));
+        } else if (key == "clamd_unavailable") {
+          if (value != "tempfail" && value != "accept") {
+            p.fail("clamd_unavailable must be tempfail or accept");
+          }
+          listener->clamd_accept_unavailable = value == "accept";
+        } else if (key == "clamd_timeout") {
+          listener->clamd_timeout = static_cast<int>(p.number(key, value, 1, 3600));
         } else {
           long v = p.number(key, value, 0, 1L << 40);
           if (key == "databytes") listener->databytes = v;
@@ -312,6 +355,7 @@ Config parse(const std::string& text, const std::string& path) {
   }
   Service& smtpd = config.services["smtpd"];
   if (smtpd.chroot.empty()) smtpd.chroot = "/var/lib/sppd/empty";
+  config.services["dnsbl-cache"].settings.try_emplace("socket", kDefaultDnsblSocket);
   return config;
 }
 

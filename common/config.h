@@ -43,6 +43,21 @@ struct Listener {
   // authenticated sessions). Empty: no checks.
   std::string rbl;
   bool rbl_at_rcpt = false;
+  // Per-client limits (Postfix's anvil, tcpserver -c), counted by dnsbl-cache across every
+  // worker; tcprules' MAXCONNIP / MAXCONNRATE override them per client. 0 = no limit.
+  // Concurrency is limited by default (DECISIONS.md), like Postfix's
+  // smtpd_client_connection_count_limit; the rate (connections admitted per window) is not.
+  int max_connections_per_ip = 50;
+  int max_connection_rate_per_ip = 0;
+  int connection_rate_window = 60;  // seconds
+  // realrcptto (qmail-md): refuse RCPTs for local addresses qmail has no mailbox for; no =
+  // never (NOREALRCPTTO in tcprules switches it off per client).
+  bool realrcptto = true;
+  // Virus scanning (control/clamd): what a message gets when clamd cannot scan it (down,
+  // an error, a timeout): false = tempfail (451, nothing queued), true = queued unscanned,
+  // logged. clamd_timeout: seconds clamd may stall reading the message or answering.
+  bool clamd_accept_unavailable = false;
+  int clamd_timeout = 60;
   // Overrides of the control files of the same names; nullopt = use control/ or default.
   std::optional<long> databytes, timeoutsmtpd, maxcmdlen, maxaddrlen, maxhops;
   int line = 0;
@@ -78,6 +93,11 @@ struct Config {
 Config load(const std::string& path);
 // Parses config text as if read from path (used by tests).
 Config parse(const std::string& text, const std::string& path);
+
+// [service dnsbl-cache] socket: the local socket on which dnsbl-cache answers processes
+// other than the workers (rblspp, sppd-dnsbl-status). Absolute; the master binds it.
+inline constexpr char kDefaultDnsblSocket[] = "/run/sppd/dnsbl-cache.sock";
+std::string dnsbl_socket(const Config& config);
 
 // Parses "1.2.3.4:25", "[::1]:25" into host and port; false if malformed.
 bool split_address(const std::string& address, std::string* host, int* port);

@@ -1,12 +1,14 @@
 // helper::Service implementation (contract in helper_service.h): control and worker frame
-// dispatch, the client table, signals, the drain and deferred destruction, and startup().
-// A worker channel that ends inside a callback is destroyed on the next loop pass, because
-// the Channel code that called us may still be running on it.
+// dispatch, the client table, the local socket's accept loop, signals, the drain and
+// deferred destruction, and startup(). A client channel that ends inside a callback is
+// destroyed on the next loop pass, because the Channel code that called us may still be
+// running on it.
 #include "common/helper_service.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <cstring>
 
@@ -30,6 +32,17 @@ bool is_pid(const std::string& text) {
   }
   return true;
 }
+
+// How a local client appears in log lines: its process and user, as the kernel says.
+std::string local_label(int fd) {
+  ucred peer{};
+  socklen_t size = sizeof(peer);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) < 0) return "local client";
+  return log::concat("local client pid ", peer.pid, " uid ", peer.uid);
+}
+
+// At most one refusal line per this many seconds: a local flood must not flood the log.
+constexpr auto kRefusalLogInterval = std::chrono::seconds(10);
 
 }  // namespace
 
@@ -89,6 +102,9 @@ void Service::drain(const std::string& why) {
   } else {
     log::info("stopping (", why, ")");
   }
+  // Connections still coming wait in the master's socket for our successor.
+  if (local_accept_event_) event_del(local_accept_event_.get());
+  if (local_pause_event_) evtimer_del(local_pause_event_.get());
   timeval cap{drain_policy_.cap_seconds, 0};
   evtimer_add(drain_cap_event_.get(), &cap);
   check_drained();
@@ -142,17 +158,80 @@ void Service::on_control_frame(ipc::Frame&& frame) {
     log::fatal(
         "control channel: malformed kNewClient (needs a descriptor and a numeric worker_pid)");
   }
+  add_client(std::move(frame.fd), true, *worker_pid, "worker " + *worker_pid);
+}
+
+void Service::add_client(UniqueFd fd, bool worker, std::string worker_pid, std::string label) {
   auto client = std::make_unique<Client>();
   client->id = next_client_id_++;
-  client->worker_pid = *worker_pid;
+  client->worker = worker;
+  client->worker_pid = std::move(worker_pid);
+  client->label = std::move(label);
   uint64_t id = client->id;
   client->channel = std::make_unique<ipc::Channel>(
-      base_, std::move(frame.fd), [this, id](ipc::Frame&& f) { on_client_frame(id, std::move(f)); },
+      base_, std::move(fd), [this, id](ipc::Frame&& f) { on_client_frame(id, std::move(f)); },
       [this, id](const std::string& why) {
         close_client(id, why, is_goodbye(why) ? log::Level::kDebug : log::Level::kWarning);
       });
-  log::debug("worker ", client->worker_pid, ": channel open");
+  log::debug(client->label, ": channel open");
+  if (!worker) ++local_clients_;
   clients_[id] = std::move(client);
+}
+
+void Service::accept_local_clients(UniqueFd listener, size_t max_clients) {
+  local_listener_ = std::move(listener);
+  max_local_clients_ = max_clients;
+  local_accept_event_.reset(
+      event_new(base_, local_listener_.get(), EV_READ | EV_PERSIST, on_local_listener, this));
+  local_pause_event_.reset(evtimer_new(base_, on_accept_pause, this));
+  if (!draining_) event_add(local_accept_event_.get(), nullptr);
+}
+
+void Service::on_local_listener(evutil_socket_t, short, void* self) {
+  static_cast<Service*>(self)->accept_local();
+}
+
+void Service::on_accept_pause(evutil_socket_t, short, void* self) {
+  auto* service = static_cast<Service*>(self);
+  if (!service->draining_) event_add(service->local_accept_event_.get(), nullptr);
+}
+
+void Service::accept_local() {
+  // A bounded batch per wake-up, so the workers' channels are not starved by a flood.
+  for (int i = 0; i < 64; ++i) {
+    UniqueFd fd(accept4(local_listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) {
+      if (errno == ECONNABORTED || errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      // Out of descriptors or memory: the connection stays queued, and the socket stays
+      // readable, so wait a second instead of spinning on it.
+      log::warn("local socket: accept: ", std::strerror(errno), "; trying again in 1 s");
+      event_del(local_accept_event_.get());
+      timeval pause{1, 0};
+      evtimer_add(local_pause_event_.get(), &pause);
+      return;
+    }
+    std::string label = local_label(fd.get());
+    if (local_clients_ >= max_local_clients_) {
+      refuse_local(label);
+      continue;  // fd closes: the client sees the connection end
+    }
+    add_client(std::move(fd), false, "", std::move(label));
+  }
+}
+
+void Service::refuse_local(const std::string& label) {
+  ++refused_unlogged_;
+  auto now = std::chrono::steady_clock::now();
+  if (now - refusal_logged_ < kRefusalLogInterval) return;
+  std::string more;
+  if (refused_unlogged_ > 1) {
+    more = log::concat(" (", refused_unlogged_ - 1, " more since the last such line)");
+  }
+  log::warn("refused ", label, ": ", local_clients_, " local clients connected, the most allowed",
+            more);
+  refused_unlogged_ = 0;
+  refusal_logged_ = now;
 }
 
 void Service::on_client_frame(uint64_t id, ipc::Frame&& frame) {
@@ -164,7 +243,7 @@ void Service::on_client_frame(uint64_t id, ipc::Frame&& frame) {
 }
 
 void Service::malformed(Client& client, const std::string& why) {
-  log::error("worker ", client.worker_pid, ": malformed request (", why, "); closing its channel");
+  log::error(client.label, ": malformed request (", why, "); closing its channel");
   close_client(client.id, "malformed request", log::Level::kDebug);
 }
 
@@ -173,8 +252,8 @@ void Service::close_client(uint64_t id, const std::string& why, log::Level level
   if (it == clients_.end()) return;
   std::unique_ptr<Client> client = std::move(it->second);
   clients_.erase(it);
-  log::write_line(level,
-                  log::concat("worker ", client->worker_pid, ": channel closed (", why, ")"));
+  if (!client->worker) --local_clients_;
+  log::write_line(level, log::concat(client->label, ": channel closed (", why, ")"));
   program_.on_client_gone(*client);
   client->channel->close();
   destroy_later(std::move(client));

@@ -2,9 +2,12 @@
 // as Postfix's multi_server; the program implements helper::Program, and startup() is the
 // shared start of main(). Runs with the helper's (dropped) privileges. Errors: a malformed
 // kNewClient is fatal (the master is trusted, so it is a bug); a malformed worker frame costs
-// that worker its channel; start-up failures exit 1 (the master throttles).
+// that worker its channel; start-up failures exit 1 (the master throttles). A helper may also
+// take local clients (processes other than the workers) from a listening socket the master
+// made; they are Clients too, marked worker = false, and the program decides what they may ask.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -21,10 +24,13 @@
 
 namespace sppd::helper {
 
-// One worker's channel. The program keys its per-worker state on id (never reused).
+// One worker's channel, or one local client's connection. The program keys its per-client
+// state on id (never reused).
 struct Client {
   uint64_t id = 0;
-  std::string worker_pid;  // as kNewClient gave it, for log lines
+  std::string worker_pid;  // as kNewClient gave it; empty for a local client
+  bool worker = true;      // false: accepted on the local socket (a plugin, an operator tool)
+  std::string label;       // for log lines: "worker 1234" or "local client pid 99 uid 0"
   std::unique_ptr<ipc::Channel> channel;
 };
 
@@ -33,7 +39,8 @@ struct Client {
 class Program {
  public:
   virtual ~Program() = default;
-  // A worker's frame; the type is the program's to check (it has no descriptor).
+  // A worker's (or local client's) frame; the type is the program's to check (it has no
+  // descriptor).
   virtual void on_worker_frame(Client& client, ipc::Frame&& frame) = 0;
   // The worker's channel ended (closed, failed, or malformed): abandon its work. The channel
   // may no longer be used.
@@ -88,11 +95,25 @@ class Service {
   void check_drained();
   // Destroys object on the next loop pass: the caller may be running inside it.
   void destroy_later(std::shared_ptr<void> object);
+  // Accepts connections on listener (a listening AF_UNIX SOCK_SEQPACKET socket, non-blocking)
+  // as clients with worker = false, at most max_clients at once: more are closed at once and
+  // the refusal is logged. Accepting stops when the service drains; what is still queued then
+  // waits in the socket for the next process (the master keeps the socket).
+  void accept_local_clients(UniqueFd listener, size_t max_clients);
+  // Local clients connected now.
+  size_t local_clients() const { return local_clients_; }
 
  private:
   void on_control_frame(ipc::Frame&& frame);
   void on_client_frame(uint64_t id, ipc::Frame&& frame);
   void close_client(uint64_t id, const std::string& why, log::Level level);
+  // Makes fd a client's channel and logs "<label>: channel open".
+  void add_client(UniqueFd fd, bool worker, std::string worker_pid, std::string label);
+  void accept_local();
+  void refuse_local(const std::string& label);
+
+  static void on_local_listener(evutil_socket_t, short, void* self);
+  static void on_accept_pause(evutil_socket_t, short, void* self);
 
   static void on_signal(evutil_socket_t signal, short, void* self);
   static void on_cleanup(evutil_socket_t, short, void* self);
@@ -108,6 +129,15 @@ class Service {
   std::vector<EventPtr> signal_events_;
   EventPtr cleanup_event_;
   EventPtr drain_cap_event_;
+  // The local socket (accept_local_clients): its listener, a pause after accept() failed
+  // for want of descriptors, and the refusals not yet logged.
+  UniqueFd local_listener_;
+  EventPtr local_accept_event_;
+  EventPtr local_pause_event_;
+  size_t max_local_clients_ = 0;
+  size_t local_clients_ = 0;
+  size_t refused_unlogged_ = 0;
+  std::chrono::steady_clock::time_point refusal_logged_{};
   uint64_t next_client_id_ = 1;
   bool served_ = false;
   bool draining_ = false;

@@ -23,8 +23,26 @@ size_t DnsblKeyHash::operator()(const DnsblKey& key) const {
 }
 
 DnsblLookups::DnsblLookups(Resolver& resolver, std::function<Clock::time_point()> now,
-                           size_t capacity)
-    : resolver_(resolver), now_(std::move(now)), cache_(capacity) {}
+                           size_t capacity, uint32_t table_slots)
+    : resolver_(resolver), now_(std::move(now)), cache_(capacity) {
+  if (table_slots == 0) return;
+  try {
+    table_ = std::make_unique<DnsblTableWriter>(table_slots);
+  } catch (const DnsblTableError& e) {
+    // The table only saves round trips: without it every verdict goes over the channels.
+    log::warn(e.what(), "; workers ask for every DNSBL verdict over their channel");
+  }
+}
+
+UniqueFd DnsblLookups::table_descriptor() const {
+  if (!table_) return UniqueFd();
+  try {
+    return table_->read_only_descriptor();
+  } catch (const DnsblTableError& e) {
+    log::warn(e.what());
+    return UniqueFd();
+  }
+}
 
 void DnsblLookups::lookup(const IpAddress& address, const std::string& zone, DnsblType type,
                           Done done) {
@@ -60,8 +78,10 @@ void DnsblLookups::finish(const DnsblKey& key, int status, const DnsblAnswer& an
     ++counters_.timeouts;
   } else if (answer.status == DnsblAnswer::Status::kError) {
     ++counters_.errors;
-  } else {
-    cache_.store(key, answer, answer.ttl, now_());
+  } else if (answer.ttl.count() > 0) {
+    Clock::time_point now = now_();
+    cache_.store(key, answer, answer.ttl, now);
+    publish(key, answer, now + answer.ttl);
   }
   log::debug("DNSBL ", key.ip, " ", key.zone, " ", type_text(key.type), ": ",
              status_text(answer.status), " ", answer.error);
@@ -71,6 +91,22 @@ void DnsblLookups::finish(const DnsblKey& key, int status, const DnsblAnswer& an
   std::vector<Done> callers = std::move(it->second);
   waiting_.erase(it);
   for (Done& done : callers) done(answer, false);
+}
+
+void DnsblLookups::publish(const DnsblKey& key, const DnsblAnswer& answer,
+                           Clock::time_point expires) {
+  if (!table_) return;
+  auto table_key = DnsblTableKey::make(
+      key.ip, key.zone,
+      key.type == DnsblType::kTxt ? DnsblTableKey::Type::kTxt : DnsblTableKey::Type::kA);
+  if (!table_key) return;
+  DnsblTableVerdict verdict;
+  verdict.listed = answer.status == DnsblAnswer::Status::kListed;
+  // What kDnsblResult would carry: the text for txt, the addresses for a, only if listed.
+  if (verdict.listed && key.type == DnsblType::kTxt) verdict.text = answer.text;
+  if (verdict.listed && key.type == DnsblType::kA) verdict.addresses = answer.addresses;
+  // One that does not fit (more than 8 addresses) stays out: workers ask the socket for it.
+  table_->store(*table_key, verdict, expires);
 }
 
 void DnsblLookups::warn(const std::string& zone, const std::string& why) {

@@ -14,8 +14,29 @@ namespace sppd::dnsbl_cache {
 namespace {
 
 constexpr char kService[] = "dnsbl-cache";
-constexpr int kCountersInterval = 300;  // seconds between two counter lines
+constexpr int kCountersInterval = 300;     // seconds between two counter lines
+constexpr int kClientsSweepInterval = 60;  // seconds between two sweeps of idle clients
 constexpr long kMaxLookupTimeout = 120;
+
+// What a local client (not a worker: a plugin, an operator's tool) may ask; per-client
+// counters and the workers' shared-memory hit reports are the workers' business only.
+bool local_client_may_ask(uint16_t type) {
+  return type == protocol::kDnsblQuery || type == protocol::kDnsPtr ||
+         type == protocol::kDnsblTableRequest || type == protocol::kStatusQuery;
+}
+
+// Adds the counters of one kind of lookup as "<kind>.queries" ... "<kind>.timeouts".
+void add_lookup_counters(std::vector<std::pair<std::string, uint64_t>>* out,
+                         const std::string& kind, const LookupCounters& c) {
+  for (const auto& [name, value] : {std::pair<const char*, uint64_t>{"queries", c.queries},
+                                    {"hits", c.hits},
+                                    {"misses", c.misses},
+                                    {"coalesced", c.coalesced},
+                                    {"errors", c.errors},
+                                    {"timeouts", c.timeouts}}) {
+    out->emplace_back(kind + "." + name, value);
+  }
+}
 
 // Worker-supplied text in our logs: short and printable.
 std::string quoted(const std::string& text) {
@@ -51,7 +72,9 @@ ResolverOptions resolver_options(const config::Config& config) {
 Server::Server(event_base* base, std::string config_path, UniqueFd control, Resolver& resolver)
     : resolver_(resolver),
       ptr_(resolver),
+      sender_(base, resolver),
       dnsbl_(resolver),
+      clients_sweep_timer_(event_new(base, -1, EV_PERSIST, on_clients_sweep, this)),
       counters_timer_(event_new(base, -1, EV_PERSIST, on_counters_timer, this)),
       // A second SIGHUP event next to the Service's: the counters are logged even when the
       // new config turns out broken.
@@ -61,12 +84,16 @@ Server::Server(event_base* base, std::string config_path, UniqueFd control, Reso
                {10, "lookup(s)", "their workers get no answer"}) {
   timeval interval{kCountersInterval, 0};
   event_add(counters_timer_.get(), &interval);
+  timeval sweep_interval{kClientsSweepInterval, 0};
+  event_add(clients_sweep_timer_.get(), &sweep_interval);
   event_add(sighup_event_.get(), nullptr);
 }
 
 std::string Server::reload(const config::Config& config) {
   ResolverOptions options = resolver_options(config);
+  SenderCheckOptions sender_options = sender_check_options(config);  // both checked first
   resolver_.set_servers(options.servers);
+  sender_.set_options(sender_options);
   if (options.timeout_ms != resolver_.timeout_ms()) {
     log::warn("lookup_timeout ", options.timeout_ms / 1000, " s takes effect when ", kService,
               " restarts; ", resolver_.timeout_ms() / 1000, " s until then");
@@ -76,16 +103,48 @@ std::string Server::reload(const config::Config& config) {
 }
 
 void Server::log_counters() const {
-  log::info("counters: dnsbl ", describe(dnsbl_.counters()), " entries=", dnsbl_.cache_size(),
-            "; ptr ", describe(ptr_.counters()), " entries=", ptr_.cache_size());
+  log::info("counters: dnsbl ", describe(dnsbl_.counters()), " hits_shm=", dnsbl_.shm_hits(),
+            " entries=", dnsbl_.cache_size(), "; ptr ", describe(ptr_.counters()),
+            " entries=", ptr_.cache_size());
+}
+
+std::vector<std::pair<std::string, uint64_t>> Server::status_counters() const {
+  std::vector<std::pair<std::string, uint64_t>> counters;
+  add_lookup_counters(&counters, "dnsbl", dnsbl_.counters());
+  counters.emplace_back("dnsbl.entries", dnsbl_.cache_size());
+  counters.emplace_back("dnsbl.hits_shm", dnsbl_.shm_hits());
+  add_lookup_counters(&counters, "ptr", ptr_.counters());
+  counters.emplace_back("ptr.entries", ptr_.cache_size());
+  // ---- More counters of the status query go here, as name/value pairs in the order
+  // sppd-dnsbl-status prints them.
+  add_lookup_counters(&counters, "sender", sender_.dns_counters());
+  add_lookup_counters(&counters, "callback", sender_.callback_counters());
+  counters.emplace_back("sender.entries", sender_.cache_size());
+  ClientStats clients = clients_.stats();
+  counters.emplace_back("clients.tracked", clients.tracked);
+  counters.emplace_back("clients.connections", clients.connections);
+  counters.emplace_back("clients.refused_concurrency", clients.refused_concurrency);
+  counters.emplace_back("clients.refused_rate", clients.refused_rate);
+  counters.emplace_back("clients.uncounted", clients.uncounted);
+  return counters;
+}
+
+void Server::on_status(helper::Client& client, const ipc::Frame& frame) {
+  ipc::Frame report(protocol::kStatusReport, frame.request_id);
+  for (const auto& [name, value] : status_counters()) {
+    report.add("counter", name + "=" + std::to_string(value));
+  }
+  client.channel->send(std::move(report));
 }
 
 void Server::on_counters_timer(evutil_socket_t, short, void* self) {
   auto* server = static_cast<Server*>(self);
   if (server->dnsbl_.counters() == server->last_logged_dnsbl_ &&
+      server->dnsbl_.shm_hits() == server->last_logged_shm_hits_ &&
       server->ptr_.counters() == server->last_logged_ptr_) {
     return;  // nothing happened since the last line
   }
+  server->last_logged_shm_hits_ = server->dnsbl_.shm_hits();
   server->last_logged_dnsbl_ = server->dnsbl_.counters();
   server->last_logged_ptr_ = server->ptr_.counters();
   server->log_counters();
@@ -96,8 +155,18 @@ void Server::on_sighup(evutil_socket_t, short, void* self) {
 }
 
 void Server::on_worker_frame(helper::Client& client, ipc::Frame&& frame) {
+  if (!client.worker && !local_client_may_ask(frame.type)) {
+    return service_.malformed(
+        client, "frame type " + std::to_string(frame.type) + " is not for local clients");
+  }
+  if (frame.type == protocol::kStatusQuery) return on_status(client, frame);
   if (frame.type == protocol::kDnsPtr) return on_ptr(client, frame);
   if (frame.type == protocol::kDnsblQuery) return on_dnsbl(client, frame);
+  if (frame.type == protocol::kDnsblTableRequest) return on_table_request(client, frame);
+  if (frame.type == protocol::kDnsblShmHits) return on_shm_hits(client, frame);
+  if (frame.type == protocol::kClientConnect) return on_client_connect(client, frame);
+  if (frame.type == protocol::kClientDisconnect) return on_client_disconnect(client, frame);
+  if (frame.type == protocol::kSenderCheck) return on_sender_check(client, frame);
   service_.malformed(client, "unexpected frame type " + std::to_string(frame.type));
 }
 

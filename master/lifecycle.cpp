@@ -50,6 +50,11 @@ void Supervisor::reload() {
     if (!before.count(item.address)) log::info("listening on ", item.bound, " (", item.name, ")");
   }
   listeners_ = std::move(next);
+  if (config::dnsbl_socket(fresh) != dnsbl_socket_.path()) {
+    // dnsbl-cache holds the socket it was started with; pluginrunner keeps the old path too.
+    log::warn("[service dnsbl-cache] socket ", config::dnsbl_socket(fresh),
+              " takes effect when sppd-master restarts; ", dnsbl_socket_.path(), " until then");
+  }
   config_ = std::move(fresh);
   log::set_level(log::level_named(config_.log_level));
   ++generation_;

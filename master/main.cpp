@@ -1,7 +1,9 @@
 // sppd-master: `sppd-master --config PATH`. Reads and checks the config, binds the
-// listeners, then supervises sppd's processes in the foreground, logging to stderr.
+// listeners and dnsbl-cache's local socket, then supervises sppd's processes in the
+// foreground, logging to stderr.
 // Runs as root in production (ports < 1024, children switch users themselves).
 // Exit status: 2 for a bad command line or config, 1 if it cannot start, 0 after a shutdown.
+#include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "master/listeners.h"
+#include "master/local_socket.h"
 #include "master/services.h"
 #include "master/spawn.h"
 #include "master/supervisor.h"
@@ -24,6 +27,22 @@ constexpr int kExitStartFailure = 1;
 int usage() {
   log::error("usage: sppd-master --config PATH");
   return kExitUsage;
+}
+
+// Who may connect to dnsbl-cache's socket: as root, the group of the plugins' user (rblspp
+// runs as that user); throws LocalSocketError if that user does not exist.
+SocketAccess dnsbl_socket_access(const config::Config& config) {
+  SocketAccess access;
+  access.as_root = geteuid() == 0;
+  const std::string& user = config.service(std::string(kPluginRunner)).user;
+  if (!access.as_root || user.empty()) return access;
+  const passwd* entry = getpwnam(user.c_str());
+  if (!entry) {
+    throw LocalSocketError("cannot give the dnsbl-cache socket to [service pluginrunner] user " +
+                           user + ": no such user");
+  }
+  access.group = entry->pw_gid;
+  return access;
 }
 
 int run(int argc, char** argv) {
@@ -84,10 +103,19 @@ int run(int argc, char** argv) {
   for (const BoundListener& listener : listeners.items()) {
     log::info("listening on ", listener.bound, " (", listener.name, ")");
   }
+  LocalSocket dnsbl_socket;
+  try {
+    dnsbl_socket = LocalSocket::bind(config::dnsbl_socket(config), dnsbl_socket_access(config));
+  } catch (const LocalSocketError& e) {
+    log::error(e.what());
+    return kExitStartFailure;
+  }
+  log::info("dnsbl-cache answers local clients on ", dnsbl_socket.path());
 
   try {
     log::info("starting with ", config.path, " (pid ", getpid(), ")");
-    Supervisor supervisor(std::move(config), std::move(listeners), program_dir);
+    Supervisor supervisor(std::move(config), std::move(listeners), std::move(dnsbl_socket),
+                          program_dir);
     return supervisor.run();
   } catch (const std::exception& e) {
     log::error(e.what());

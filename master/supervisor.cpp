@@ -56,9 +56,11 @@ std::string prepare_chroot(const config::Config& config) {
   }
 }
 
-Supervisor::Supervisor(config::Config config, ListenerSet listeners, std::string program_dir)
+Supervisor::Supervisor(config::Config config, ListenerSet listeners, LocalSocket dnsbl_socket,
+                       std::string program_dir)
     : config_(std::move(config)),
       listeners_(std::move(listeners)),
+      dnsbl_socket_(std::move(dnsbl_socket)),
       program_dir_(std::move(program_dir)) {
   dev_null_.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!dev_null_) throw std::runtime_error(std::string("/dev/null: ") + std::strerror(errno));
@@ -183,6 +185,10 @@ bool Supervisor::start_child(std::string_view service) {
       request.argv.push_back("--listener");
       request.argv.push_back(listener.name + "=" + std::to_string(slot));
     }
+  }
+  if (service == kDnsblCache && dnsbl_socket_.fd() >= 0) {
+    static_assert(protocol::kDnsblLocalFd == 4);
+    request.fds.push_back(dnsbl_socket_.fd());
   }
   std::string why;
   pid_t pid = spawn(request, &why);

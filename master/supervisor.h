@@ -17,6 +17,7 @@
 #include "common/event.h"
 #include "common/fd.h"
 #include "master/listeners.h"
+#include "master/local_socket.h"
 #include "master/log_relay.h"
 #include "master/services.h"
 
@@ -28,8 +29,10 @@ std::string prepare_chroot(const config::Config& config);
 
 class Supervisor {
  public:
-  // program_dir holds sppd-smtpd, sppd-queue-bridge and sppd-dnsbl-cache.
-  Supervisor(config::Config config, ListenerSet listeners, std::string program_dir);
+  // program_dir holds sppd-smtpd, sppd-queue-bridge and sppd-dnsbl-cache; dnsbl_socket is
+  // handed to every dnsbl-cache and kept until the master ends.
+  Supervisor(config::Config config, ListenerSet listeners, LocalSocket dnsbl_socket,
+             std::string program_dir);
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -78,6 +81,7 @@ class Supervisor {
 
   config::Config config_;
   ListenerSet listeners_;
+  LocalSocket dnsbl_socket_;
   std::string program_dir_;
   unsigned generation_ = 1;
   Phase phase_ = Phase::kRunning;

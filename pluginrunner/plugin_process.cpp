@@ -278,6 +278,7 @@ void PluginProcess::child_exited(int wait_status) {
   if (left.count() > 0 && kill(-pid_, 0) == 0) children_.kill_group_later(pid_, left);
 
   std::optional<std::string> failure;
+  if (WIFEXITED(wait_status)) exit_status_ = WEXITSTATUS(wait_status);
   if (WIFSIGNALED(wait_status)) {
     log::warn("plugin ", spec_.line, " session ", spec_.session, ": killed by signal ",
               WTERMSIG(wait_status));
@@ -328,6 +329,7 @@ void PluginProcess::finish(std::optional<std::string> failure) {
   outcome.terminated = parser_.terminated();
   outcome.commands = parser_.take_commands();
   outcome.failure = std::move(failure);
+  outcome.exit_status = exit_status_;
   DoneHandler handler = std::move(on_done_);
   if (handler) handler(std::move(outcome));
 }

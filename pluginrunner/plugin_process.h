@@ -32,6 +32,7 @@ struct PluginOutcome {
   std::vector<std::string> commands;   // as output_parser keeps them, in order
   bool terminated = false;             // the last command is A N O E R or D
   std::optional<std::string> failure;  // "qmail-spp failure: <line>: ... (#4.3.0)"
+  std::optional<int> exit_status;      // if it exited (rcptcheck reads it; plugins do not)
 };
 
 // argv for a config line: ":cmd" -> {"/bin/sh", "-c", "cmd"}; anything else -> {line}
@@ -128,6 +129,7 @@ class PluginProcess {
   EventPtr stderr_event_;
   EventPtr timeout_event_;
   std::string stderr_line_;
+  std::optional<int> exit_status_;
   bool child_running_ = false;
   bool finished_ = false;
   bool cap_logged_ = false;

@@ -106,6 +106,11 @@ void Request::run_next() {
     spec.line = plugins_[next_++];
     spec.session = session_;
     spec.env = env_;
+    if (!settings_.dnsbl_socket.empty()) {
+      // sppd's own, whatever the session environment says.
+      unset("SPPD_DNSBL_SOCKET", &spec.env);
+      spec.env.push_back("SPPD_DNSBL_SOCKET=" + settings_.dnsbl_socket);
+    }
     spec.qmail_home = settings_.qmail_home;
     spec.timeout = settings_.plugin_timeout;
     spec.max_output = settings_.max_output;

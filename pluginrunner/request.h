@@ -28,6 +28,9 @@ struct RunSettings {
   std::string qmail_home;
   std::chrono::milliseconds plugin_timeout{300000};  // 0 = none
   size_t max_output = 65536;
+  // dnsbl-cache's local socket, given to every plugin as SPPD_DNSBL_SOCKET (rblspp asks
+  // there); empty = not set.
+  std::string dnsbl_socket;
 };
 
 // Applies one command's effect on the environment later plugins of the request see: S

@@ -31,6 +31,7 @@ Settings settings_from(const config::Config& config) {
   };
   Settings settings;
   settings.run.qmail_home = config.qmail_home;
+  settings.run.dnsbl_socket = config::dnsbl_socket(config);
   settings.user = service.user;
   long timeout = service.get_long("plugin_timeout", 300);
   if (timeout < 0) fail("plugin_timeout must be 0 (none) or a number of seconds");
@@ -50,6 +51,7 @@ Runner::Runner(event_base* base, std::string config_path, Settings settings, Uni
 Runner::~Runner() {
   // Unfinished requests kill their plugins' process groups.
   requests_.clear();
+  rcptchecks_.clear();
 }
 
 std::string Runner::reload(const config::Config& config) {
@@ -60,6 +62,8 @@ std::string Runner::reload(const config::Config& config) {
     fresh.user = settings_.user;
     fresh.run.qmail_home = settings_.run.qmail_home;
   }
+  // The master keeps the socket it bound at start (a new path needs a master restart).
+  fresh.run.dnsbl_socket = settings_.run.dnsbl_socket;
   settings_ = std::move(fresh);
   return log::concat(": plugin_timeout ", settings_.run.plugin_timeout.count() / 1000,
                      " s, max_output ", settings_.run.max_output, " bytes");
@@ -68,6 +72,8 @@ std::string Runner::reload(const config::Config& config) {
 void Runner::on_worker_frame(helper::Client& client, ipc::Frame&& frame) {
   if (frame.type == protocol::kPluginConfig) return read_config(client, frame);
   if (frame.type == protocol::kPluginRun) return start_request(client, frame);
+  if (frame.type == protocol::kRcptCheck) return start_rcptcheck(client, frame);
+  if (frame.type == protocol::kRealRcptTo) return check_realrcptto(client, frame);
   service_.malformed(client, "unexpected frame type " + std::to_string(frame.type));
 }
 
@@ -101,7 +107,7 @@ void Runner::read_config(helper::Client& client, const ipc::Frame& frame) {
 
 void Runner::start_request(helper::Client& client, const ipc::Frame& frame) {
   RequestKey key{client.id, frame.request_id};
-  if (requests_.count(key)) {
+  if (request_id_in_use(key)) {
     return service_.malformed(client,
                               "request id " + std::to_string(frame.request_id) + " already in use");
   }
@@ -164,6 +170,7 @@ void Runner::on_client_gone(helper::Client& client) {
     service_.destroy_later(std::move(request->second));
     request = requests_.erase(request);
   }
+  abandon_rcptchecks(client);
 }
 
 }  // namespace sppd::pluginrunner

@@ -1,5 +1,6 @@
 // Runner: the pluginrunner program on the helper::Service skeleton: kPluginConfig answers,
-// one Request per kPluginRun (many at once, one libevent loop), plugins reaped on SIGCHLD.
+// one Request per kPluginRun (many at once, one libevent loop), plugins reaped on SIGCHLD;
+// and the recipient checks, kRcptCheck and kRealRcptTo (runner_checks.cpp).
 // Runs as the [service pluginrunner] user, no chroot or seccomp (it runs arbitrary programs).
 // A malformed worker frame closes that worker's channel (its requests are abandoned).
 #pragma once
@@ -17,6 +18,7 @@
 #include "common/helper_service.h"
 #include "pluginrunner/plugin_config.h"
 #include "pluginrunner/plugin_process.h"
+#include "pluginrunner/rcptcheck.h"
 #include "pluginrunner/request.h"
 
 namespace sppd::pluginrunner {
@@ -43,7 +45,7 @@ class Runner final : public helper::Program {
 
   // The service skeleton: run(), drain(), reload().
   helper::Service& service() { return service_; }
-  size_t in_flight() const override { return requests_.size(); }
+  size_t in_flight() const override { return requests_.size() + rcptchecks_.size(); }
 
  private:
   using RequestKey = std::pair<uint64_t, uint32_t>;  // client id, request id
@@ -57,6 +59,12 @@ class Runner final : public helper::Program {
   void start_request(helper::Client& client, const ipc::Frame& frame);
   void finish_request(RequestKey key, RunResult&& result);
   void answer(helper::Client& client, ipc::Frame&& reply);
+  // runner_checks.cpp: the recipient checks (kRcptCheck, kRealRcptTo).
+  void start_rcptcheck(helper::Client& client, const ipc::Frame& frame);
+  void finish_rcptcheck(RequestKey key, RcptCheckResult&& result);
+  void check_realrcptto(helper::Client& client, const ipc::Frame& frame);
+  void abandon_rcptchecks(helper::Client& client);
+  bool request_id_in_use(RequestKey key) const;
 
   event_base* base_;
   Settings settings_;
@@ -64,6 +72,7 @@ class Runner final : public helper::Program {
   PluginFileCache plugin_files_;
   std::set<std::string> missing_warned_;  // plugin files already reported missing
   std::map<RequestKey, std::unique_ptr<Request>> requests_;
+  std::map<RequestKey, std::unique_ptr<RcptCheck>> rcptchecks_;
   // Last, so it goes first: dead requests are destroyed while children_ still exists.
   helper::Service service_;
 };

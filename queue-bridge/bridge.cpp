@@ -26,6 +26,12 @@ std::vector<std::string> split_command(const std::string& command) {
 
 }  // namespace
 
+std::string clamds_detail(const std::set<std::string>& clamds) {
+  std::string detail;
+  for (const std::string& address : clamds) detail += (detail.empty() ? "" : " ") + address;
+  return detail.empty() ? "" : ", clamd " + detail;
+}
+
 Settings settings_from(const config::Config& config) {
   const config::Service& service = config.service("queue-bridge");
   auto fail = [&](const std::string& what) {
@@ -41,6 +47,11 @@ Settings settings_from(const config::Config& config) {
   if (settings.queue_timeout < 1) fail("queue_timeout must be at least 1 second");
   settings.error_fd = static_cast<int>(service.get_long("error_fd", 6));
   if (settings.error_fd < 3 || settings.error_fd > 255) fail("error_fd must be between 3 and 255");
+  settings.clamd_connect_timeout = static_cast<int>(service.get_long("clamd_connect_timeout", 5));
+  if (settings.clamd_connect_timeout < 1 || settings.clamd_connect_timeout > 300) {
+    fail("clamd_connect_timeout must be between 1 and 300 seconds");
+  }
+  settings.clamds = configured_clamds(config);
   return settings;
 }
 
@@ -62,7 +73,7 @@ std::string Bridge::reload(const config::Config& config) {
     log::warn("reload: a new user = takes effect only when the master restarts queue-bridge");
   }
   settings_ = std::move(fresh);
-  return "";
+  return clamds_detail(settings_.clamds);
 }
 
 void Bridge::on_worker_frame(helper::Client& client, ipc::Frame&& frame) {
@@ -81,13 +92,18 @@ void Bridge::on_worker_frame(helper::Client& client, ipc::Frame&& frame) {
     return;
   }
   pid_t pid = request->second;
-  Transaction& transaction = *running_.at(pid).transaction;
+  Running& running = running_.at(pid);
+  Transaction& transaction = *running.transaction;
 
   if (frame.type == protocol::kQueueAbort) {
     log::info("qp ", pid, ": aborted by worker ", client.worker_pid);
     abort_transaction(pid);
     service_.check_drained();
     return;
+  }
+  if (running.clamd) {
+    return service_.malformed(client, "request " + std::to_string(frame.request_id) +
+                                          " sent recipients before its pipe was handed over");
   }
   if (transaction.committed()) {
     return service_.malformed(client,
@@ -112,6 +128,7 @@ void Bridge::open_transaction(helper::Client& client, const ipc::Frame& frame) {
   }
   std::optional<std::vector<std::string>> env = helper::env_of(frame);
   if (!env) return service_.malformed(client, "env entry is not NAME=value");
+  const std::string* clamd = frame.get("clamd");
   if (service_.draining()) {
     log::info("worker ", client.worker_pid, ": refusing a transaction while stopping");
     send_result(client, frame.request_id, start_failure_verdict(), -1);
@@ -136,11 +153,57 @@ void Bridge::open_transaction(helper::Client& client, const ipc::Frame& frame) {
   auto transaction = std::make_unique<Transaction>(
       base_, std::move(*child), settings_.queue_timeout,
       [this, pid](const Verdict& verdict) { finish_transaction(pid, verdict); });
-  running_[pid] = Running{key, std::move(transaction)};
+  Running& running = running_[pid];
+  running = Running{key, std::move(transaction), nullptr, UniqueFd()};
   requests_[key] = pid;
   log::debug("qp ", pid, ": started ", spec.argv[0], " for worker ", client.worker_pid);
 
-  ipc::Frame reply(protocol::kQueueOpened, frame.request_id);
+  if (!clamd) return send_opened(client, frame.request_id, pid, std::move(message));
+  if (!settings_.clamds.contains(*clamd)) {
+    // Only a control/clamd may be connected to: a worker must not make us its connect().
+    log::warn("worker ", client.worker_pid, ": clamd ", *clamd,
+              " is in no listener's control/clamd: not connecting");
+    send_scanner(client, frame.request_id, UniqueFd(),
+                 "clamd " + *clamd + ": not in queue-bridge's control/clamd files (reload?)");
+    return send_opened(client, frame.request_id, pid, std::move(message));
+  }
+  // qmail-queue is running meanwhile; its pipe waits here until the scanner is settled.
+  running.message = std::move(message);
+  running.clamd =
+      std::make_unique<ClamdConnect>(base_, *clamd, settings_.clamd_connect_timeout,
+                                     [this, pid](UniqueFd socket, const std::string& why) {
+                                       clamd_connected(pid, std::move(socket), why);
+                                     });
+}
+
+void Bridge::clamd_connected(pid_t pid, UniqueFd socket, const std::string& why) {
+  auto it = running_.find(pid);
+  if (it == running_.end()) return;
+  Running& running = it->second;
+  // Inside its own callback: destroyed on the next loop pass.
+  service_.destroy_later(std::shared_ptr<ClamdConnect>(std::move(running.clamd)));
+  helper::Client* client = service_.find_client(running.key.first);
+  if (!client) return;  // on_client_gone aborts the transaction
+  if (!socket) log::info("worker ", client->worker_pid, ": qp ", pid, ": ", why);
+  send_scanner(*client, running.key.second, std::move(socket), why);
+  send_opened(*client, running.key.second, pid, std::move(running.message));
+}
+
+void Bridge::send_scanner(helper::Client& client, uint32_t request_id, UniqueFd socket,
+                          const std::string& why) {
+  ipc::Frame scanner(protocol::kQueueScanner, request_id);
+  if (socket) {
+    scanner.add("status", "ok");
+    scanner.fd = std::move(socket);  // the channel closes our copy once it is sent
+  } else {
+    scanner.add("status", "unavailable");
+    scanner.add("text", why);
+  }
+  client.channel->send(std::move(scanner));
+}
+
+void Bridge::send_opened(helper::Client& client, uint32_t request_id, pid_t pid, UniqueFd message) {
+  ipc::Frame reply(protocol::kQueueOpened, request_id);
   reply.add("pid", std::to_string(pid));
   // The channel owns the write end from here and closes it once sent: from then on only the
   // worker holds it, so qmail-queue sees EOF exactly when the worker closes it.

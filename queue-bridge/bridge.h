@@ -1,7 +1,9 @@
 // Bridge: the queue-bridge program on the helper::Service skeleton: runs one Transaction per
-// kQueueOpen, reaps children on SIGCHLD and answers every committed transaction with exactly
-// one kQueueResult. Runs unprivileged (qmaild-like user) in one libevent loop. A malformed
-// worker frame closes that worker's channel (its transactions are aborted).
+// kQueueOpen (and, if the worker names its clamd, connects to it meanwhile and hands the
+// socket over: kQueueScanner), reaps children on SIGCHLD and answers every committed
+// transaction with exactly one kQueueResult. Runs unprivileged (qmaild-like user) in one
+// libevent loop. A malformed worker frame closes that worker's channel (its transactions are
+// aborted).
 #pragma once
 
 #include <sys/types.h>
@@ -9,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +20,7 @@
 #include "common/event.h"
 #include "common/fd.h"
 #include "common/helper_service.h"
+#include "queue-bridge/clamd_connect.h"
 #include "queue-bridge/exit_codes.h"
 #include "queue-bridge/transaction.h"
 
@@ -29,10 +33,17 @@ struct Settings {
   int queue_timeout = 1200;              // seconds from the envelope to qmail-queue's exit
   int error_fd = 6;                      // where the queue program finds the error pipe
   std::string user;                      // run as this user (privilege::drop)
+  // Virus scanning: the clamd addresses the listeners' control/clamd files name (the only
+  // ones a worker may ask for), and how long one connect to clamd may take.
+  std::set<std::string> clamds;
+  int clamd_connect_timeout = 5;
 };
 
-// Reads the settings from a loaded config; throws config::ConfigError on a bad value.
+// Reads the settings from a loaded config (and the listeners' control/clamd); throws
+// config::ConfigError on a bad value.
 Settings settings_from(const config::Config& config);
+// ", clamd ADDRESS ..." for the ready and reload log lines ("" without any).
+std::string clamds_detail(const std::set<std::string>& clamds);
 
 class Bridge final : public helper::Program {
  public:
@@ -54,6 +65,10 @@ class Bridge final : public helper::Program {
   struct Running {
     RequestKey key;
     std::unique_ptr<Transaction> transaction;
+    // While clamd is being connected to: the connect, and the message pipe's write end,
+    // which goes to the worker (kQueueOpened) right after the scanner (kQueueScanner).
+    std::unique_ptr<ClamdConnect> clamd;
+    UniqueFd message;
   };
 
   void on_worker_frame(helper::Client& client, ipc::Frame&& frame) override;
@@ -62,6 +77,11 @@ class Bridge final : public helper::Program {
   void on_sigchld() override;
 
   void open_transaction(helper::Client& client, const ipc::Frame& frame);
+  // The clamd connect of a transaction ended: hand over the scanner, then the pipe.
+  void clamd_connected(pid_t pid, UniqueFd socket, const std::string& why);
+  void send_scanner(helper::Client& client, uint32_t request_id, UniqueFd socket,
+                    const std::string& why);
+  void send_opened(helper::Client& client, uint32_t request_id, pid_t pid, UniqueFd message);
   void finish_transaction(pid_t pid, const Verdict& verdict);
   // Ends a running transaction without a verdict (nothing is queued).
   void abort_transaction(pid_t pid);

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   queue_bridge::Bridge bridge(start.base.get(), start.config.path, settings,
                               std::move(start.control));
   log::info("ready: ", settings.qmail_queue.front(), " in ", settings.qmail_home, ", timeout ",
-            settings.queue_timeout, " s, error fd ", settings.error_fd);
+            settings.queue_timeout, " s, error fd ", settings.error_fd,
+            queue_bridge::clamds_detail(settings.clamds));
   return bridge.service().run();
 }

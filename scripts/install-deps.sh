@@ -7,7 +7,8 @@ set -eu
 packages="build-essential cmake pkg-config clang-format
   libevent-dev libssl-dev libseccomp-dev libboost-dev libc-ares-dev libcdb-dev tinycdb
   libgtest-dev
-  python3 python3-pytest swaks libnet-ssleay-perl openssl postfix rbldnsd procps iproute2 dnsmasq-base"
+  python3 python3-pytest swaks libnet-ssleay-perl openssl postfix rbldnsd procps iproute2 dnsmasq-base
+  clamav-daemon"
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: not root; assuming these are installed: $packages" >&2
@@ -24,6 +25,17 @@ if [ -n "$missing" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $missing
+  # clamav-daemon is installed for the tests' and benchmark's own clamd (started in the
+  # foreground with a signature made at test time): Debian's clamd and freshclam services
+  # are not needed and must not download signatures, so stop and disable them if we just
+  # installed them (a host that had clamav-daemon before keeps its setup).
+  case " $missing " in
+    *" clamav-daemon "*)
+      if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now clamav-daemon.service clamav-daemon.socket \
+          clamav-freshclam.service >/dev/null 2>&1 || true
+      fi ;;
+  esac
 fi
 
 # One user per process kind (DESIGN.md "Processes and privileges").

@@ -108,6 +108,7 @@ std::optional<ParsedAddress> parse_address(std::string_view argument, size_t max
   // qmail ignores a missing terminator ("could check for termination failure here, but
   // why bother?"); so do we. What follows the terminator is the ESMTP parameter list.
   if (terminated) parsed.parameters = split_parameters(arg.substr(i + 1));
+  parsed.bracketed = terminator == '>' && terminated;
 
   if (!localiphost.empty()) {
     size_t at = parsed.address.rfind('@');

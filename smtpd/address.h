@@ -12,6 +12,7 @@ namespace sppd::smtpd {
 struct ParsedAddress {
   std::string address;                  // unquoted, source route dropped; may be empty (<>)
   std::vector<std::string> parameters;  // ESMTP parameters after '>' split on spaces
+  bool bracketed = false;               // given as <...> (qmail-md's reqbrackets wants that)
 };
 
 // Parses the argument of MAIL ("FROM:<a@b> SIZE=10") or RCPT ("TO:<a@b>") exactly as

@@ -32,6 +32,12 @@ bool HelperLink::send(uint32_t request_id, ipc::Frame&& frame) {
   return channel_->send(std::move(frame));
 }
 
+bool HelperLink::notify(ipc::Frame&& frame) {
+  if (!available()) return false;
+  frame.request_id = 0;
+  return channel_->send(std::move(frame));
+}
+
 void HelperLink::cancel(uint32_t request_id) { pending_.erase(request_id); }
 
 void HelperLink::on_frame(ipc::Frame&& frame) {

@@ -32,6 +32,9 @@ class HelperLink {
   std::optional<uint32_t> request(ipc::Frame&& frame, Callback callback);
   // Sends a further frame of an existing request. False if the helper is unavailable.
   bool send(uint32_t request_id, ipc::Frame&& frame);
+  // Sends a frame that gets no answer (request id 0), e.g. kDnsblShmHits. False if the
+  // helper is unavailable.
+  bool notify(ipc::Frame&& frame);
   // Forgets a request: its callback is not called again.
   void cancel(uint32_t request_id);
   // Requests waiting for their answer (the pool sends new work to the least busy link).

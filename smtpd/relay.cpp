@@ -1,6 +1,6 @@
-// rcpthosts + morercpthosts.cdb (notqmail rcpthosts.c) and vanilla badmailfrom, built once per
-// worker start before the sandbox (the cdb is mapped then; lookups need no system calls). A cdb
-// that exists but cannot be opened throws (qmail: 421 unable to read controls).
+// rcpthosts + morercpthosts.cdb (notqmail rcpthosts.c), built once per worker start before
+// the sandbox (the cdb is mapped then; lookups need no system calls). A cdb that exists but
+// cannot be opened throws (qmail: 421 unable to read controls).
 #include "smtpd/relay.h"
 
 #include <cdb.h>
@@ -82,19 +82,6 @@ bool RcptHosts::listed(const std::string& host) const {
     }
   }
   return false;
-}
-
-BadMailFrom::BadMailFrom(const std::optional<std::vector<std::string>>& lines) {
-  if (!lines) return;
-  for (const std::string& line : *lines) entries_.insert(lower(line));
-}
-
-bool BadMailFrom::listed(const std::string& sender) const {
-  if (sender.empty() || entries_.empty()) return false;
-  std::string address = lower(sender);
-  if (entries_.contains(address)) return true;
-  size_t at = address.rfind('@');
-  return at != std::string::npos && entries_.contains(address.substr(at));
 }
 
 }  // namespace sppd::smtpd

@@ -1,6 +1,5 @@
-// Relay and sender control from qmail's control files: rcpthosts + morercpthosts.cdb
-// (notqmail rcpthosts.c) and vanilla badmailfrom (exact address or "@domain",
-// case-insensitive; the null sender never matches). Loaded once per worker start.
+// Relay control from qmail's control files: rcpthosts + morercpthosts.cdb (notqmail
+// rcpthosts.c). Loaded once per worker start. (badmailfrom is a pattern file: patterns.h.)
 #pragma once
 
 #include <memory>
@@ -33,16 +32,6 @@ class RcptHosts {
   std::unordered_set<std::string> hosts_;
   struct Cdb;
   std::unique_ptr<Cdb> cdb_;
-};
-
-class BadMailFrom {
- public:
-  explicit BadMailFrom(const std::optional<std::vector<std::string>>& lines);
-  // True if sender equals a line or "@" + its domain equals a line (case-insensitive).
-  bool listed(const std::string& sender) const;
-
- private:
-  std::unordered_set<std::string> entries_;  // lower-cased
 };
 
 }  // namespace sppd::smtpd

@@ -115,7 +115,10 @@ void enter_sandbox() {
        }) {
     allow(syscall);
   }
-  // No executable memory can be created after set-up.
+  // No executable memory can be created after set-up. The same rule (with fstat, for its
+  // size, and munmap) lets the worker map dnsbl-cache's DNSBL table from the descriptor it
+  // receives, PROT_READ and MAP_SHARED; the descriptor is read-only and the memfd sealed, so
+  // the kernel refuses a writable shared mapping of it whatever the filter allows.
   seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
                    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
   seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,

@@ -59,8 +59,11 @@ Session::~Session() {
   if (lookup_request_ && context_.dns) context_.dns->cancel(*lookup_request_);
   if (queue_request_ && context_.queue) context_.queue->cancel(*queue_request_);
   if (plugin_request_ && context_.plugins) context_.plugins->cancel(*plugin_request_);
+  if (verify_request_ && context_.plugins) context_.plugins->cancel(*verify_request_);
   if (auth_request_ && context_.authd) context_.authd->cancel(*auth_request_);
   if (rbl_request_ && context_.dns) context_.dns->cancel(*rbl_request_);
+  if (client_request_ && context_.dns) context_.dns->cancel(*client_request_);
+  if (sender_request_ && context_.dns) context_.dns->cancel(*sender_request_);
   reset_auth_exchange();
 }
 
@@ -149,28 +152,33 @@ void Session::apply_rules_and_greet() {
       for (const auto& [name, value] : rule->env) set_env(name, value);
     }
   }
-  // rblsmtpd ran between tcpserver and qmail-smtpd: its verdict comes before the plugins.
-  if (!settings_.rbl.empty() && !settings_.listener.rbl_at_rcpt) {
-    check_rbl([this] {
-      if (rbl_block_) {
-        start_rblsmtpd_conversation();
-      } else {
-        load_plugins();
-      }
-    });
-    return;
-  }
-  load_plugins();  // then the [connection] plugins, then greet()
+  // tcpserver -c refused before running anything; MAXCONNIP may come from the rules above.
+  check_client_limits([this] {
+    // rblsmtpd ran between tcpserver and qmail-smtpd: its verdict comes before the plugins.
+    if (!settings_.rbl.empty() && !settings_.listener.rbl_at_rcpt) {
+      check_rbl([this] {
+        if (rbl_block_) {
+          start_rblsmtpd_conversation();
+        } else {
+          load_plugins();
+        }
+      });
+      return;
+    }
+    load_plugins();  // then the [connection] plugins, then greet()
+  });
 }
 
 void Session::greet(bool banner) {
   phase_ = Phase::kCommands;
   if (banner) {
+    // SMTPGREETING (qmail-md, e.g. from tcprules) replaces control/smtpgreeting.
+    const std::string* variable = env("SMTPGREETING");
+    std::vector<std::string> lines =
+        variable && !variable->empty() ? std::vector<std::string>{*variable} : settings_.greeting;
     std::string greeting;
-    for (size_t i = 0; i + 1 < settings_.greeting.size(); ++i) {
-      greeting += "220-" + settings_.greeting[i] + "\r\n";
-    }
-    greeting += "220 " + settings_.greeting.back() + " ESMTP";
+    for (size_t i = 0; i + 1 < lines.size(); ++i) greeting += "220-" + lines[i] + "\r\n";
+    greeting += "220 " + lines.back() + " ESMTP";
     reply(greeting);
   }
   flush();
@@ -179,6 +187,7 @@ void Session::greet(bool banner) {
 }
 
 void Session::reply(std::string text) {
+  log_reply(text);
   pending_replies_ += text;
   pending_replies_ += "\r\n";
 }
@@ -208,6 +217,7 @@ void Session::process_input() {
     }
     std::string line;
     if (!take_command_line(&line)) break;
+    log_client_line(line);
     if (auth_stage_ != AuthStage::kNone) {
       auth_continue(line);  // a line of an AUTH exchange, not a command
       flush();
@@ -241,7 +251,8 @@ bool Session::take_command_line(std::string* line) {
       evbuffer_drain(input, length + 1);
       discarding_line_ = false;
       refuse_overlong_line();
-      reset_auth_exchange();  // an overlong AUTH response ends the exchange
+      reset_auth_exchange();    // an overlong AUTH response ends the exchange
+      if (busy_) return false;  // tarpitted: the next line waits for the reply
       continue;
     }
     line->resize(length);
@@ -251,6 +262,7 @@ bool Session::take_command_line(std::string* line) {
     if (line->size() > max_line) {
       refuse_overlong_line();
       line->clear();
+      if (busy_) return false;
       continue;
     }
     return true;
@@ -262,7 +274,9 @@ void Session::refuse_overlong_line() {
   if (rbl_block_ && !settings_.listener.rbl_at_rcpt) {
     reply(rbl_block_->first + " " + rbl_block_->second);
   } else {
-    reply("500 5.5.2 line too long");
+    tarpit("maxcmdlen " + std::to_string(settings_.maxcmdlen),
+           decision_context(seen_mail_ ? sender_ : "", ""),
+           [this] { reply("500 5.5.2 line too long"); });
   }
 }
 
@@ -286,12 +300,15 @@ void Session::finish(const char* why) {
   lookup_timer_.reset();
   if (plugin_request_) context_.plugins->cancel(*plugin_request_);
   plugin_request_.reset();
+  if (verify_request_) context_.plugins->cancel(*verify_request_);
+  verify_request_.reset();
   if (auth_request_) context_.authd->cancel(*auth_request_);
   auth_request_.reset();
   reset_auth_exchange();
   if (rbl_request_) context_.dns->cancel(*rbl_request_);
   rbl_request_.reset();
   rbl_timer_.reset();
+  release_client();
   tls_timer_.reset();
   message_pipe_.reset();
   if (closing_ && tls_active_ && client_) {

@@ -9,6 +9,7 @@
 // exceptions; a helper that is unavailable gives a 4xx.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,12 +22,16 @@
 #include "common/fd.h"
 #include "common/frame.h"
 #include "smtpd/address.h"
+#include "smtpd/client_limits.h"
 #include "smtpd/data_decoder.h"
 #include "smtpd/helper_pool.h"
+#include "smtpd/patterns.h"
 #include "smtpd/settings.h"
+#include "smtpd/virus_scan.h"
 
 namespace sppd::smtpd {
 
+class DnsblTableClient;
 class HelperLink;
 class HelperPool;
 
@@ -40,6 +45,8 @@ struct SessionContext {
   std::string log_tag;  // "<worker pid>/" : prefixes the session id in plugin log lines
   // Called once when the session has ended; the worker destroys it later.
   std::function<void(uint64_t id)> on_finished;
+  // dnsbl-cache's shared DNSBL table, asked before dnsbl-cache itself; may be null.
+  DnsblTableClient* dnsbl_table = nullptr;
 };
 
 struct Endpoint {
@@ -61,6 +68,9 @@ class Session {
   // Asks the session to end soon: a drain does not cut sessions; used only at shutdown.
   uint64_t id() const { return id_; }
   bool finished() const { return phase_ == Phase::kFinished; }
+  // dnsbl-cache restarted (the worker has a new channel to it): has this session's client
+  // counted there again, if it was; true if so (session_limits.cpp).
+  bool reannounce_client();
 
  private:
   enum class Phase { kConnecting, kCommands, kData, kFinished };
@@ -93,6 +103,14 @@ class Session {
   std::optional<ParsedAddress> parse_client_address(const std::string& arg);
   void cmd_mail(const std::string& arg);
   void cmd_rcpt(const std::string& arg);
+  // badmailto/badrcptto and datechecks for plugin_address_; false (reply queued) if refused.
+  bool recipient_checks_pass();
+  // Checks a recipient that passed everything local with other processes (realrcptto,
+  // rcptcheck); calls accept if it may be delivered, else queues the refusal.
+  // (session_verify.cpp)
+  void verify_recipient(const std::string& recipient, std::function<void()> accept);
+  // Puts an accepted recipient into the envelope (RCPTTOFIXED applied) and answers 250.
+  void accept_recipient(std::string recipient);
   void cmd_data();
   void cmd_rset();
   void cmd_quit();
@@ -139,10 +157,68 @@ class Session {
   void check_rbl(std::function<void()> then);
   void next_rbl_step();
   void on_rbl_answer(ipc::Frame* frame);
-  void block_rbl(const std::string& code, const std::string& text);
+  // Feeds a kDnsblResult (nullptr: no answer, a DNS error) to the check.
+  void apply_rbl_answer(const ipc::Frame* frame);
+  void block_rbl(const RblBlock& block);
   void start_rblsmtpd_conversation();
   void rblsmtpd_command(const std::string& verb);
   static void on_rbl_timeout(evutil_socket_t, short, void* self);
+
+  // --- session_limits.cpp: per-client connection limits, counted by dnsbl-cache
+  void check_client_limits(std::function<void()> then);
+  void on_client_verdict(ipc::Frame* frame, const char* failure);
+  ipc::Frame client_connect_frame() const;
+  void release_client();  // the session ended: dnsbl-cache stops counting it
+
+  // --- session_sender.cpp: qmail-md's sender checks (control/mfcheck) done by dnsbl-cache
+  // The end of MAIL: check is false for a plugin's O, a goodmailfrom match and the null
+  // sender; otherwise the sender is checked when mfcheck applies, then accepted or refused.
+  void verify_sender(bool check);
+  void on_sender_verdict(ipc::Frame* frame, const char* failure);
+  void accept_sender();               // plugin_address_ becomes the sender: 250 to MAIL
+  int mfcheck_level() const;          // MFCHECK from tcprules, else control/mfcheck
+  std::string callback_helo() const;  // the call-back's HELO name: control/me, one word
+
+  // --- session_spam.cpp: qmail-md's pattern files, tarpitting, limits, SMTP log
+  // The pattern file for name ("badhelo", ...) in this session: NO_<NAME> switches it off,
+  // <NAME>=path picks another file (read at worker start); nullptr = no check.
+  const PatternFile* pattern_file(const std::string& name) const;
+  std::optional<PatternFile::Match> pattern_match(const std::string& name,
+                                                  const std::string& subject) const;
+  long tarpit_delay() const;  // 0 with NO_TARPITTING
+  long tarpit_count() const;  // 0 = no RCPT tarpitting
+  long maxrcpt() const;       // 0 = no limit
+  // The greeting's first line, for HELO/EHLO/QUIT: SMTPGREETING, else control/smtpgreeting.
+  const std::string& greeting_name() const;
+  // "<sender> to <recipient> | helo(name)" for TARPIT: and decision log lines.
+  std::string decision_context(const std::string& sender, const std::string& recipient) const;
+  // Logs "TARPIT: context | why", waits tarpit_delay() without reading, then calls then
+  // (which queues the error reply).
+  void tarpit(const std::string& why, const std::string& context, std::function<void()> then);
+  // Stops reading for seconds, then calls then and goes on with the client's input.
+  void delay_reply(long seconds, std::function<void()> then);
+  static void on_tarpit_timer(evutil_socket_t, short, void* self);
+  // $BLACKLISTED (qmail-md: the trap address every recipient becomes) for an unauthenticated
+  // session; nullptr otherwise.
+  const std::string* blacklisted() const;
+  // Adds a rewritten recipient (trap, RCPTTOFIXED) to the envelope unless it is there.
+  void add_recipient(std::string recipient);
+  // The recipients qmail-queue gets: the accepted ones plus control/bigbrother's copies for
+  // mail from or to a watched address.
+  std::vector<std::string> envelope_recipients() const;
+  void log_client_line(const std::string& line) const;  // control/log/smtp_in
+  void log_reply(const std::string& text) const;        // control/log/smtp_out
+
+  // --- session_verify.cpp: realrcptto and rcptcheck, answered by pluginrunner
+  // realrcptto (unless switched off): then if qmail has a mailbox or the domain is not local.
+  void check_real_recipient(const std::string& recipient, std::function<void()> then);
+  // qmail-md's rcptcheck program, if this session has one: accept if it passes.
+  void run_rcptcheck(const std::string& recipient, std::function<void()> accept);
+  void on_rcptcheck_result(ipc::Frame* frame, const std::string& recipient,
+                           const std::function<void()>& accept);
+  // Sends a recipient check to pluginrunner and stops reading until answer (frame, or
+  // nullptr if pluginrunner went away) has run. false: no pluginrunner (nothing sent).
+  bool ask_plugin_runner(ipc::Frame&& request, std::function<void(ipc::Frame*)> answer);
 
   // --- session_data.cpp: the message
   void on_queue_frame(ipc::Frame* frame);
@@ -151,11 +227,20 @@ class Session {
   void end_of_data();
   void stop_writing_message();
   void on_pipe_drained();
+  // Commits the envelope once the message is all in qmail-queue's pipe and clamd (if it
+  // scans) said it is clean.
+  void commit_when_ready();
   void commit_envelope();
   void abort_transaction();
   void finish_transaction();
   static void on_pipe_write(bufferevent*, void* self);
   static void on_pipe_event(bufferevent*, short what, void* self);
+  // Virus scanning (control/clamd; session_data.cpp): asks queue-bridge for clamd in the
+  // kQueueOpen frame; at kQueueOpened starts the scan or applies clamd_unavailable (false:
+  // the transaction was refused, the reply is queued); then clamd's verdict.
+  void request_scanner(ipc::Frame& open);
+  bool start_scan();
+  void on_scan_verdict(const ScanVerdict& verdict);
 
   const uint64_t id_;
   const ListenerSettings& settings_;
@@ -208,14 +293,30 @@ class Session {
   // DNSBL state (rblsmtpd)
   bool rbl_checked_ = false;
   std::optional<std::pair<std::string, std::string>> rbl_block_;  // code, text
-  size_t rbl_step_ = 0;
-  bool rbl_permanent_ = false;    // -b
-  bool rbl_fail_closed_ = false;  // -c
-  bool rbl_dns_error_ = false;    // a lookup failed on the way: a listing is then 451, not 553
-  int rbl_seconds_ = 60;          // -t
+  std::optional<RblCheck> rbl_check_;  // rblsmtpd's decision, one lookup at a time
+  int rbl_seconds_ = 60;               // -t
   std::function<void()> rbl_then_;
   std::optional<uint32_t> rbl_request_;
   EventPtr rbl_timer_;
+
+  // Per-client limits (session_limits.cpp)
+  ClientLimits client_limits_;
+  bool client_counted_ = false;  // dnsbl-cache may be counting this session
+  std::chrono::steady_clock::time_point client_announced_at_;
+  std::optional<uint32_t> client_request_;
+  EventPtr client_timer_;
+  std::function<void()> client_then_;
+
+  // Recipient checks in flight (session_verify.cpp)
+  std::optional<HelperPool::Ticket> verify_request_;
+
+  // Sender checks (session_sender.cpp)
+  std::optional<uint32_t> sender_request_;
+  EventPtr sender_timer_;
+
+  // Tarpitting (session_spam.cpp)
+  EventPtr tarpit_timer_;
+  std::function<void()> tarpit_then_;
 
   // DATA transaction state
   std::optional<HelperPool::Ticket> queue_request_;
@@ -225,6 +326,13 @@ class Session {
   bool message_closed_ = false;  // our end of the message pipe is closed
   bool committed_ = false;
   std::optional<std::pair<std::string, std::string>> queue_result_;  // reply code, qmail text
+
+  // Virus scanning of the transaction's message (session_data.cpp)
+  bool scan_requested_ = false;      // kQueueOpen named control/clamd
+  UniqueFd scanner_socket_;          // kQueueScanner's socket, until kQueueOpened
+  std::string scanner_unavailable_;  // kQueueScanner's reason when it had no socket
+  std::unique_ptr<VirusScan> virus_scan_;
+  std::optional<std::string> virus_;  // what clamd found: the 554 comes after a tarpit
 };
 
 }  // namespace sppd::smtpd

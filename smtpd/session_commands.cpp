@@ -1,8 +1,12 @@
 // SMTP commands before DATA, with qmail-smtpd's order of checks and replies (spec §2.3):
 // HELO/EHLO, MAIL, RCPT, DATA (up to asking queue-bridge for qmail-queue), RSET, NOOP,
-// VRFY, HELP, QUIT. Each reply carries its RFC 2034 code (DECISIONS.md).
+// VRFY, HELP, QUIT. Each reply carries its RFC 2034 code (DECISIONS.md). qmail-md's checks
+// (§6: bad*/goodmailfrom, maxrcpt, reqbrackets, datechecks, tarpitting) come after the
+// qmail-spp plugins of their command, so a plugin's O skips them as it skips qmail's own.
+#include <chrono>
 #include <cstdlib>
 
+#include "common/log.h"
 #include "common/protocol.h"
 #include "smtpd/address.h"
 #include "smtpd/commands.h"
@@ -57,6 +61,8 @@ void Session::handle_command(const std::string& line) {
 }
 
 unsigned long long Session::databytes() const {
+  // qmail-md: a BLACKLISTED session's mail goes to the trap, limited by control/databytes+.
+  if (blacklisted() && settings_.spam.databytes_plus > 0) return settings_.spam.databytes_plus;
   if (const std::string* value = env("DATABYTES")) return strtoull(value->c_str(), nullptr, 10);
   return settings_.databytes;
 }
@@ -76,11 +82,18 @@ void Session::cmd_helo(const std::string& arg, bool esmtp) {
   set_env("SMTPHELOHOST", arg);  // qmail-spp: before the plugins, even when they are off
   run_plugins('h', [this, arg, esmtp](PluginVerdict verdict) {
     if (verdict == PluginVerdict::kRefused || verdict == PluginVerdict::kClosing) return;
+    if (verdict != PluginVerdict::kSkipChecks) {
+      if (auto hit = pattern_match("badhelo", arg)) {
+        tarpit("badhelo: " + hit->line, "helo(" + arg + ")",
+               [this] { reply("553 5.7.1 sorry, your helo or ehlo is incorrect"); });
+        return;
+      }
+    }
     helo_ = arg;
     esmtp_ = esmtp;
     reset_transaction();
     if (!esmtp) {
-      reply("250 " + settings_.me);
+      reply("250 " + greeting_name());
       return;
     }
     // The keyword list is data, so later capabilities (STARTTLS, AUTH) slot in without
@@ -94,7 +107,7 @@ void Session::cmd_helo(const std::string& arg, bool esmtp) {
       if (settings_.auth_oldauth) keywords.push_back("AUTH=" + auth.substr(5));
     }
     keywords.push_back("ENHANCEDSTATUSCODES");
-    std::string text = "250-" + settings_.me;
+    std::string text = "250-" + greeting_name();
     for (size_t i = 0; i < keywords.size(); ++i) {
       text += (i + 1 < keywords.size() ? "\r\n250-" : "\r\n250 ") + keywords[i];
     }
@@ -105,7 +118,16 @@ void Session::cmd_helo(const std::string& arg, bool esmtp) {
 std::optional<ParsedAddress> Session::parse_client_address(const std::string& arg) {
   auto parsed = parse_address(arg, static_cast<size_t>(settings_.maxaddrlen), settings_.local_ips,
                               settings_.localiphost);
-  if (!parsed) reply("555 5.5.4 syntax error");  // qmail's answer, also for > maxaddrlen
+  if (!parsed) {
+    // Longer than maxaddrlen: qmail's answer, after qmail-md's tarpit.
+    tarpit("maxaddrlen", decision_context(seen_mail_ ? sender_ : "", ""),
+           [this] { reply("555 5.5.4 syntax error"); });
+    return std::nullopt;
+  }
+  if (!parsed->bracketed && settings_.spam.reqbrackets) {
+    reply("555 5.5.4 syntax error, the address must be in angle brackets");
+    return std::nullopt;
+  }
   return parsed;
 }
 
@@ -133,14 +155,30 @@ void Session::cmd_mail(const std::string& arg) {
   if (plugins_enabled_ && plugins_running_) set_env("SMTPMAILFROM", plugin_address_);
   run_plugins('m', [this](PluginVerdict verdict) {
     if (verdict == PluginVerdict::kRefused || verdict == PluginVerdict::kClosing) return;
-    sender_ = plugin_address_;  // a plugin's C replaces the sender
-    // O skips badmailfrom; unlike qmail-spp it also clears an earlier MAIL's verdict
-    // (DECISIONS.md), so no stale flag refuses this transaction.
-    sender_badmailfrom_ = verdict != PluginVerdict::kSkipChecks && !sender_.empty() &&
-                          settings_.badmailfrom->listed(sender_);
-    seen_mail_ = true;
-    recipients_.clear();
-    reply("250 2.1.0 ok");
+    // O skips the sender checks; unlike qmail-spp it also clears an earlier MAIL's verdict
+    // (DECISIONS.md), so no stale flag refuses this transaction. The null sender is never
+    // checked (qregex), and a goodmailfrom match skips the rest.
+    sender_badmailfrom_ = false;
+    bool check = verdict != PluginVerdict::kSkipChecks && !plugin_address_.empty();
+    if (check) {
+      if (auto good = pattern_match("goodmailfrom", plugin_address_)) {
+        log::info("session ", id_, ": goodmailfrom: <", plugin_address_, "> matches ", good->line,
+                  ": sender checks skipped");
+        check = false;
+      }
+    }
+    if (check) {
+      if (auto hit = pattern_match("badmailfrom", plugin_address_)) {
+        if (hit->plain) {
+          sender_badmailfrom_ = true;  // vanilla qmail: refused at every RCPT
+        } else {
+          tarpit("badmailfrom: " + hit->line, decision_context(plugin_address_, ""),
+                 [this] { reply("553 5.7.1 sorry, your envelope sender has been denied"); });
+          return;
+        }
+      }
+    }
+    verify_sender(check);  // control/mfcheck (session_sender.cpp), then the 250
   });
 }
 
@@ -153,6 +191,13 @@ void Session::cmd_rcpt(const std::string& arg) {
   if (!parsed) return;
   if (sender_badmailfrom_) {
     reply("553 5.7.1 sorry, your envelope sender is in my badmailfrom list");
+    return;
+  }
+  // qmail-md: an unauthenticated session may name maxrcpt recipients; the next is refused
+  // (and not delivered) after a tarpit.
+  if (long limit = maxrcpt(); limit > 0 && !authenticated_ && rcpt_count_ >= limit) {
+    tarpit("maxrcpt " + std::to_string(limit), decision_context(sender_, parsed->address),
+           [this] { reply("452 4.5.3 sorry, too many recipients"); });
     return;
   }
   // DNSBL deferred to RCPT (rblspp + ifauthskip): authenticated clients are not checked.
@@ -179,17 +224,65 @@ void Session::cmd_rcpt(const std::string& arg) {
   if (plugins_enabled_ && plugins_running_) set_env("SMTPRCPTTO", plugin_address_);
   run_plugins('r', [this, allowed](PluginVerdict verdict) {
     if (verdict == PluginVerdict::kRefused || verdict == PluginVerdict::kClosing) return;
+    if (const std::string* trap = blacklisted()) {
+      // qmail-md: whatever the spammer names, the message goes to the trap address, once.
+      log::info("session ", id_, ": BLACKLISTED: <", plugin_address_, "> becomes <", *trap, ">");
+      ++rcpt_count_;
+      add_recipient(*trap);
+      reply("250 2.1.5 I feed spamassassin now!");
+      return;
+    }
     std::string recipient = plugin_address_;
+    if (verdict != PluginVerdict::kSkipChecks && !recipient_checks_pass()) return;
     if (const std::string* relayclient = env("RELAYCLIENT")) {
       recipient += *relayclient;  // qmail appends RELAYCLIENT's value to every recipient
     } else if (verdict != PluginVerdict::kSkipChecks && !allowed) {
       reply("553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts");
       return;
     }
-    ++rcpt_count_;
-    recipients_.push_back(std::move(recipient));
-    reply("250 2.1.5 ok");
+    if (verdict == PluginVerdict::kSkipChecks) {
+      accept_recipient(std::move(recipient));
+      return;
+    }
+    // realrcptto and rcptcheck ask other processes; the RCPT waits for their verdict.
+    verify_recipient(recipient,
+                     [this, recipient]() mutable { accept_recipient(std::move(recipient)); });
   });
+}
+
+void Session::accept_recipient(std::string recipient) {
+  ++rcpt_count_;
+  if (const std::string* fixed = env("RCPTTOFIXED"); fixed && !fixed->empty()) {
+    log::info("session ", id_, ": RCPTTOFIXED: <", recipient, "> becomes <", *fixed, ">");
+    add_recipient(*fixed);
+  } else {
+    recipients_.push_back(std::move(recipient));
+  }
+  // Chris Johnson's tarpit: from the tarpitcount-th accepted recipient on, every 250 waits.
+  long count = tarpit_count();
+  delay_reply(count > 0 && rcpt_count_ >= count ? tarpit_delay() : 0,
+              [this] { reply("250 2.1.5 ok"); });
+}
+
+bool Session::recipient_checks_pass() {
+  const std::string& recipient = plugin_address_;
+  for (const char* name : {"badmailto", "badrcptto"}) {
+    if (auto hit = pattern_match(name, recipient)) {
+      tarpit(std::string(name) + ": " + hit->line, decision_context(sender_, recipient),
+             [this] { reply("553 5.7.1 sorry, your envelope recipient has been denied"); });
+      return false;
+    }
+  }
+  if (!settings_.spam.datechecks.empty()) {
+    using namespace std::chrono;
+    long today = duration_cast<days>(system_clock::now().time_since_epoch()).count();
+    if (date_expired(recipient, settings_.spam.datechecks, today)) {
+      log::info("session ", id_, ": datechecks: <", recipient, "> has expired");
+      reply("553 5.1.1 sorry, this address has expired");
+      return false;
+    }
+  }
+  return true;
 }
 
 void Session::cmd_data() {
@@ -198,7 +291,10 @@ void Session::cmd_data() {
     return;
   }
   if (recipients_.empty()) {
-    reply("503 5.5.1 RCPT first");
+    // qmail-md (Postfix's words): a client that sends DATA after every RCPT failed is a
+    // spammer's ratware, not a confused user.
+    reply("221 2.0.0 error: I can break rules, too. goodbye.");
+    close_after_flush();
     return;
   }
   if (refuse_with_later_errors(later_data_)) return;
@@ -208,6 +304,7 @@ void Session::cmd_data() {
     seen_mail_ = false;  // as qmail-smtpd: whatever happens now, the next message needs MAIL
     ipc::Frame open(protocol::kQueueOpen, 0);
     for (const auto& [name, value] : env_) open.add("env", name + "=" + value);
+    request_scanner(open);
     queue_request_ = context_.queue->request(std::move(open),
                                              [this](ipc::Frame* frame) { on_queue_frame(frame); });
     if (!queue_request_) {
@@ -225,7 +322,7 @@ void Session::cmd_rset() {
 }
 
 void Session::cmd_quit() {
-  reply("221 2.0.0 " + settings_.me);
+  reply("221 2.0.0 " + greeting_name());
   close_after_flush();
 }
 

@@ -3,7 +3,11 @@
 // envelope goes to queue-bridge after the pipe is closed, and 250 is sent only when
 // queue-bridge reports that qmail-queue exited 0. Any failure aborts the transaction so
 // nothing half-done is queued (qmail-queue sees EOF before its envelope and gives up).
+// With control/clamd the same bytes stream to clamd at the same time (VirusScan, over the
+// socket queue-bridge connected for us), and the envelope waits for clamd's verdict: a
+// virus is refused after a tarpit, a clamd that cannot scan means clamd_unavailable.
 #include <ctime>
+#include <utility>
 
 #include "common/log.h"
 #include "common/protocol.h"
@@ -18,6 +22,8 @@ namespace {
 constexpr size_t kPipeHighWater = 256 * 1024;
 // Recipients per envelope frame, well inside the 64 KiB frame limit for 1000-byte addresses.
 constexpr size_t kEnvelopeFrameBudget = 48 * 1024;
+// clamd_unavailable = tempfail: what the client hears when clamd cannot scan its message.
+constexpr const char* kScannerUnavailable = "virus scanner unavailable, try again later (#4.3.0)";
 
 }  // namespace
 
@@ -37,6 +43,15 @@ void Session::on_queue_frame(ipc::Frame* frame) {
     if (data_complete_) finish_transaction();
     return;
   }
+  if (frame->type == protocol::kQueueScanner && !decoder_) {
+    // Comes just before kQueueOpened: clamd's socket, or why there is none.
+    if (frame->fd) {
+      scanner_socket_ = std::move(frame->fd);
+    } else {
+      scanner_unavailable_ = frame->get_or("text", "queue-bridge could not connect to clamd");
+    }
+    return;
+  }
   if (frame->type == protocol::kQueueOpened && !decoder_) {
     if (!frame->fd) {
       log::error("session ", id_, ": queue-bridge sent no message pipe");
@@ -46,6 +61,7 @@ void Session::on_queue_frame(ipc::Frame* frame) {
       process_input();
       return;
     }
+    if (!start_scan()) return;
     begin_data(std::move(frame->fd), frame->get_or("pid", "?"));
     return;
   }
@@ -56,6 +72,7 @@ void Session::on_queue_frame(ipc::Frame* frame) {
       // qmail-queue could not be started: qmail-smtpd's "qqt failure" at DATA.
       if (queue_request_) context_.queue->cancel(*queue_request_);
       queue_request_.reset();
+      scanner_socket_.reset();
       reply(qmail_reply(status == "perm" ? "554" : "451", text));
       set_busy(false);
       process_input();
@@ -98,6 +115,7 @@ void Session::begin_data(UniqueFd message_pipe, const std::string& qp) {
   // (headers, L-queues, counters) starts over.
   std::string received = received_line(facts) + plugin_headers_;
   bufferevent_write(message_pipe_.get(), received.data(), received.size());
+  if (virus_scan_) virus_scan_->feed(received);
   reset_plugin_transaction();
 
   log::debug("session ", id_, ": DATA into qmail-queue pid ", qp);
@@ -115,6 +133,9 @@ void Session::feed_data() {
     if (message_pipe_ &&
         evbuffer_get_length(bufferevent_get_output(message_pipe_.get())) > kPipeHighWater) {
       return;  // on_pipe_write resumes us once qmail-queue has caught up
+    }
+    if (virus_scan_ && virus_scan_->pending() > kPipeHighWater) {
+      return;  // the scan's drain handler resumes us once clamd has caught up
     }
     evbuffer_iovec chunk;
     if (evbuffer_peek(input, -1, nullptr, &chunk, 1) < 1) return;
@@ -134,6 +155,7 @@ void Session::feed_data() {
       if (queue_request_) abort_transaction();
     } else if (message_pipe_ && !decoded.empty()) {
       bufferevent_write(message_pipe_.get(), decoded.data(), decoded.size());
+      if (virus_scan_) virus_scan_->feed(decoded);
     }
     evbuffer_drain(input, consumed);
     if (status == DataDecoder::Status::kEnd) {
@@ -157,11 +179,21 @@ void Session::end_of_data() {
     finish_transaction();
     return;
   }
+  if (virus_scan_) virus_scan_->finish();
   set_busy(true);
   if (message_pipe_ && evbuffer_get_length(bufferevent_get_output(message_pipe_.get())) > 0) {
     bufferevent_setwatermark(message_pipe_.get(), EV_WRITE, 0, 0);
     return;  // on_pipe_write commits once the last byte reached qmail-queue
   }
+  commit_when_ready();
+}
+
+void Session::commit_when_ready() {
+  if (!data_complete_ || committed_ || queue_result_) return;
+  if (message_pipe_ && evbuffer_get_length(bufferevent_get_output(message_pipe_.get())) > 0) {
+    return;  // on_pipe_write comes back
+  }
+  if (virus_scan_) return;  // on_scan_verdict comes back: nothing is queued before clamd's OK
   commit_envelope();
 }
 
@@ -180,7 +212,7 @@ void Session::commit_envelope() {
   committed_ = true;
   ipc::Frame frame(protocol::kQueueCommit, 0);
   size_t budget = 0;
-  for (const auto& recipient : recipients_) {
+  for (const auto& recipient : envelope_recipients()) {
     if (budget + recipient.size() > kEnvelopeFrameBudget) {
       frame.type = protocol::kQueueRecipients;
       context_.queue->send(*queue_request_, std::move(frame));
@@ -198,6 +230,7 @@ void Session::commit_envelope() {
 }
 
 void Session::abort_transaction() {
+  virus_scan_.reset();
   if (queue_request_) {
     context_.queue->send(*queue_request_, ipc::Frame(protocol::kQueueAbort, 0));
     context_.queue->cancel(*queue_request_);
@@ -208,31 +241,46 @@ void Session::abort_transaction() {
 
 void Session::finish_transaction() {
   auto [code, text] = *queue_result_;
+  std::string line;
   if (code == "250") {
-    reply("250 2.6.0 " + text);
+    line = "250 2.6.0 " + text;
     log::info("session ", id_, ": message accepted for ", recipients_.size(),
               " recipient(s): ", text);
   } else {
-    reply(qmail_reply(code, text));
+    line = qmail_reply(code, text);
     log::info("session ", id_, ": message refused: ", text);
   }
+  // qmail-md tarpits a virus before its 554; the TARPIT: line names the transaction.
+  std::optional<std::string> virus = std::exchange(virus_, std::nullopt);
+  std::string context;
+  if (virus) context = decision_context(sender_, recipients_.empty() ? "" : recipients_.front());
   if (queue_request_) context_.queue->cancel(*queue_request_);
   queue_request_.reset();
   decoder_.reset();
   queue_result_.reset();
+  virus_scan_.reset();
+  scanner_socket_.reset();
   data_complete_ = false;
   committed_ = false;
   reset_transaction();
   phase_ = Phase::kCommands;
-  flush();
-  set_busy(false);
-  process_input();
+  auto answer = [this, line] {
+    reply(line);
+    flush();
+    set_busy(false);
+    process_input();
+  };
+  if (virus) {
+    tarpit("virus \"" + *virus + "\"", context, answer);
+    return;
+  }
+  answer();
 }
 
 void Session::on_pipe_write(bufferevent*, void* self) {
   auto* session = static_cast<Session*>(self);
   if (session->data_complete_) {
-    if (!session->committed_ && !session->queue_result_) session->commit_envelope();
+    session->commit_when_ready();
     return;
   }
   session->process_input();  // qmail-queue caught up: decode more of the client's input
@@ -250,7 +298,78 @@ void Session::on_pipe_event(bufferevent*, short what, void* self) {
   }
   // EPIPE: qmail-queue exited; queue-bridge will report how, and we read on to the dot.
   session->stop_writing_message();
-  if (session->data_complete_ && !session->committed_) session->commit_envelope();
+  session->commit_when_ready();
+}
+
+void Session::request_scanner(ipc::Frame& open) {
+  scan_requested_ = !settings_.spam.clamd.empty();
+  scanner_socket_.reset();
+  scanner_unavailable_.clear();
+  virus_scan_.reset();
+  virus_.reset();
+  if (scan_requested_) open.add("clamd", settings_.spam.clamd);
+}
+
+bool Session::start_scan() {
+  if (!scan_requested_) return true;
+  if (!scanner_socket_) {
+    std::string why =
+        scanner_unavailable_.empty() ? "queue-bridge sent no clamd socket" : scanner_unavailable_;
+    if (settings_.listener.clamd_accept_unavailable) {
+      log::warn("session ", id_, ": CLAMD: ", why,
+                ": the message goes unscanned (clamd_unavailable = accept)");
+      return true;
+    }
+    log::warn("session ", id_, ": CLAMD: ", why,
+              ": transaction refused (clamd_unavailable = tempfail)");
+    abort_transaction();
+    reply(qmail_reply("451", kScannerUnavailable));
+    set_busy(false);
+    process_input();
+    return false;
+  }
+  virus_scan_ = std::make_unique<VirusScan>(
+      context_.base, std::move(scanner_socket_), settings_.listener.clamd_timeout,
+      kPipeHighWater / 2, [this](const ScanVerdict& verdict) { on_scan_verdict(verdict); },
+      [this] {
+        if (phase_ == Phase::kData) process_input();  // clamd caught up: decode more
+      });
+  return true;
+}
+
+void Session::on_scan_verdict(const ScanVerdict& verdict) {
+  size_t scanned = virus_scan_ ? virus_scan_->fed() : 0;
+  virus_scan_.reset();  // it reports last, so it may go inside its own callback
+  switch (verdict.kind) {
+    case ScanVerdict::Kind::kClean:
+      log::debug("session ", id_, ": CLAMD: clean, ", scanned, " bytes scanned");
+      break;
+    case ScanVerdict::Kind::kVirus:
+      log::info("session ", id_, ": CLAMD: virus \"", verdict.text, "\" was found!");
+      abort_transaction();
+      if (!queue_result_) {
+        queue_result_ = {"554", "5.7.7 your email contains the virus \"" + verdict.text + "\"!"};
+        virus_ = verdict.text;
+      }
+      break;
+    case ScanVerdict::Kind::kError:
+      if (settings_.listener.clamd_accept_unavailable) {
+        log::warn("session ", id_, ": CLAMD: ", verdict.text,
+                  ": the message goes unscanned (clamd_unavailable = accept)");
+        break;
+      }
+      log::warn("session ", id_, ": CLAMD: ", verdict.text,
+                ": message refused (clamd_unavailable = tempfail)");
+      abort_transaction();
+      if (!queue_result_) queue_result_ = {"451", kScannerUnavailable};
+      break;
+  }
+  if (!data_complete_) return;  // reading on to the dot; end_of_data answers
+  if (queue_result_) {
+    finish_transaction();
+  } else {
+    commit_when_ready();
+  }
 }
 
 }  // namespace sppd::smtpd

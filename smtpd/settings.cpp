@@ -55,7 +55,6 @@ std::unique_ptr<ListenerSettings> load_listener_settings(const config::Listener&
                 "rcpthosts: nobody may relay except RELAYCLIENT sessions");
     }
     s->rcpthosts = std::make_unique<RcptHosts>(rcpthosts, dir + "morercpthosts.cdb");
-    s->badmailfrom = std::make_unique<BadMailFrom>(control::read_lines(dir + "badmailfrom"));
 
     s->databytes = static_cast<unsigned long long>(listener.databytes.value_or(
         control::read_long(dir + "databytes", ListenerSettings::kDefaultDatabytes)));
@@ -65,6 +64,7 @@ std::unique_ptr<ListenerSettings> load_listener_settings(const config::Listener&
     s->maxcmdlen = listener.maxcmdlen.value_or(control::read_long(dir + "maxcmdlen", 1000));
     s->maxaddrlen = listener.maxaddrlen.value_or(control::read_long(dir + "maxaddrlen", 900));
     s->maxhops = listener.maxhops.value_or(control::read_long(dir + "maxhops", 100));
+    s->rcptcheck = control::read_line(dir + "rcptcheck").value_or("");
     if (!listener.tcprules.empty()) s->tcprules = TcpRules::load(listener.tcprules);
 
     // STARTTLS is offered when the certificate exists (qmail's TLS patch: servercert.pem);

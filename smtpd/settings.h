@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "common/rbl_options.h"
 #include "smtpd/relay.h"
+#include "smtpd/spam_controls.h"
 #include "smtpd/tcprules.h"
 #include "smtpd/tls.h"
 
@@ -26,13 +27,15 @@ struct ListenerSettings {
   std::string localiphost;             // control/localiphost, else me
   std::vector<std::string> local_ips;  // this host's addresses, for box@[ip] rewriting
   std::unique_ptr<RcptHosts> rcpthosts;
-  std::unique_ptr<BadMailFrom> badmailfrom;
   std::optional<TcpRules> tcprules;
 
   // DECISIONS.md: limits are on by default (qmail's databytes default is 0 = unlimited).
   static constexpr long kDefaultDatabytes = 20000000;
   unsigned long long databytes = kDefaultDatabytes;  // 0 = unlimited
 
+  SpamControls spam;  // qmail-md's pattern files, tarpitting, limits (spam_controls.h)
+  // control/rcptcheck: qmail-md's recipient check program (session_verify.cpp); "" = none.
+  std::string rcptcheck;
   std::vector<RblStep> rbl;         // the listener's rblsmtpd options; empty: no DNSBL checks
   std::shared_ptr<TlsContext> tls;  // null: no certificate, no STARTTLS / SMTPS
   // SMTP AUTH (qmail-md's control/auth/*): methods offered as bitmasks (1 LOGIN, 2 PLAIN,

@@ -3,6 +3,7 @@
 // line is a TcpRulesError "file:line: what", so the worker refuses to start rather than guess.
 #include "smtpd/tcprules.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -140,6 +141,18 @@ TcpRules TcpRules::load(const std::string& path) {
   text << file.rdbuf();
   if (file.bad()) throw TcpRulesError(path + ": read error: " + std::strerror(errno));
   return parse(text.str(), path);
+}
+
+std::vector<std::string> TcpRules::values_of(const std::string& name) const {
+  std::vector<std::string> values;
+  for (const auto& [key, rule] : rules_) {
+    for (const auto& [variable, value] : rule.env) {
+      if (variable == name && std::find(values.begin(), values.end(), value) == values.end()) {
+        values.push_back(value);
+      }
+    }
+  }
+  return values;
 }
 
 std::optional<TcpRule> TcpRules::match(const std::string& remote_ip,

@@ -41,6 +41,9 @@ class TcpRules {
                                const std::optional<std::string>& remote_host) const;
   // True if any rule key starts with '=' (so a PTR lookup is needed before matching).
   bool uses_host_names() const { return uses_host_names_; }
+  // Every value any rule gives the variable name (e.g. the pattern files BADMAILFROM names,
+  // which must be read before the sandbox); no duplicates.
+  std::vector<std::string> values_of(const std::string& name) const;
 
  private:
   std::map<std::string, TcpRule> rules_;  // key -> first rule given for it

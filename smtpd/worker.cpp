@@ -60,6 +60,7 @@ Worker::Worker(event_base* base, const config::Config& config,
     evutil_make_socket_nonblocking(listening->fd.get());
     listening->settings = load_listener_settings(
         *listener, !config.service("authd").get("checkpassword", "").empty());
+    add_spam_controls(*listening->settings, config.qmail_home);
     listening->accept_event.reset(
         event_new(base_, listening->fd.get(), EV_READ | EV_PERSIST, on_accept, listening.get()));
     listeners_.push_back(std::move(listening));
@@ -83,6 +84,7 @@ Worker::~Worker() = default;
 int Worker::run() {
   update_accepting();
   event_base_dispatch(base_);
+  dnsbl_table_.report_hits();  // the hits since the last report
   return 0;
 }
 
@@ -118,6 +120,7 @@ void Worker::accept_from(Listening& listening) {
         base_, &queue_, &dns_, &plugins_, &authd_, log_tag_, [this](uint64_t done) {
           session_finished(done);
         }};
+    context.dnsbl_table = &dnsbl_table_;
     auto session = std::make_unique<Session>(id, std::move(client), endpoint_of(remote),
                                              endpoint_of(local), *listening.settings, context);
     Session* started = session.get();
@@ -160,6 +163,11 @@ void Worker::on_control_frame(ipc::Frame&& frame) {
     queue_.attach(helper_pid, std::move(frame.fd));
   } else if (service == "dnsbl-cache") {
     dns_.attach(std::move(frame.fd));
+    dnsbl_table_.attach();  // a new dnsbl-cache has a new table
+    // A new dnsbl-cache knows no client: count the live sessions again.
+    size_t counted = 0;
+    for (auto& [id, session] : sessions_) counted += session->reannounce_client() ? 1 : 0;
+    if (counted) log::info("new dnsbl-cache channel: re-announced ", counted, " client(s)");
   } else if (service == "authd") {
     authd_.attach(std::move(frame.fd));
   } else if (service == "pluginrunner" && helper_pid > 0) {

@@ -11,6 +11,7 @@
 #include "common/channel.h"
 #include "common/config.h"
 #include "common/event.h"
+#include "smtpd/dnsbl_table_client.h"
 #include "smtpd/helper_link.h"
 #include "smtpd/helper_pool.h"
 #include "smtpd/session.h"
@@ -59,6 +60,7 @@ class Worker {
   std::unique_ptr<ipc::Channel> control_;
   HelperPool queue_;
   HelperLink dns_;
+  DnsblTableClient dnsbl_table_{base_, dns_};  // after dns_, which it uses
   HelperPool plugins_;
   HelperLink authd_;
   std::string log_tag_;

@@ -73,6 +73,68 @@ TEST(ConfigTest, ErrorsNameFileLineAndWhat) {
   expect_error("[listener a]\nno equals sign\n", "/x/sppd.conf:2: expected 'key = value'");
 }
 
+TEST(ConfigTest, PerClientLimitsDefaultToFiftyConcurrentAndNoRate) {
+  Config c = parse(
+      "[listener smtp]\naddress = 127.0.0.1:25\n"
+      "[listener relay]\naddress = 127.0.0.1:26\nmax_connections_per_ip = 0\n"
+      "max_connection_rate_per_ip = 30\nconnection_rate_window = 10\n",
+      "/x/sppd.conf");
+  EXPECT_EQ(c.listeners[0].max_connections_per_ip, 50);
+  EXPECT_EQ(c.listeners[0].max_connection_rate_per_ip, 0);
+  EXPECT_EQ(c.listeners[0].connection_rate_window, 60);
+  EXPECT_EQ(c.listeners[1].max_connections_per_ip, 0);
+  EXPECT_EQ(c.listeners[1].max_connection_rate_per_ip, 30);
+  EXPECT_EQ(c.listeners[1].connection_rate_window, 10);
+  expect_error("[listener a]\naddress = 127.0.0.1:1\nconnection_rate_window = 0\n",
+               "/x/sppd.conf:3: connection_rate_window must be between 1 and 86400");
+  expect_error("[listener a]\naddress = 127.0.0.1:1\nmax_connections_per_ip = -1\n",
+               "/x/sppd.conf:3: max_connections_per_ip must be between 0 and 1000000");
+}
+
+TEST(ConfigTest, DnsblSocketIsRelativeToTheConfigWithADefault) {
+  Config c = parse("[listener smtp]\naddress = 127.0.0.1:25\n", "/x/sppd.conf");
+  EXPECT_EQ(dnsbl_socket(c), "/run/sppd/dnsbl-cache.sock");
+  c = parse(
+      "[service dnsbl-cache]\nsocket = ../var/run/dnsbl-cache.sock\n"
+      "[listener smtp]\naddress = 127.0.0.1:25\n",
+      "/nonexistent-sppd/etc/sppd.conf");
+  EXPECT_EQ(dnsbl_socket(c), "/nonexistent-sppd/etc/../var/run/dnsbl-cache.sock");
+  c = parse(
+      "[service dnsbl-cache]\nsocket = /tmp/../tmp/x.sock\n"
+      "[listener smtp]\naddress = 127.0.0.1:25\n",
+      "/x/sppd.conf");
+  EXPECT_EQ(dnsbl_socket(c), "/tmp/x.sock");  // an existing directory is normalized
+  expect_error("[service dnsbl-cache]\nsocket = /" + std::string(110, 's') + "\n",
+               "/x/sppd.conf:2: socket must be a path of 1 to 107 bytes");
+}
+
+TEST(ConfigTest, RealRcptToIsOnUnlessAListenerSaysNo) {
+  Config c = parse(
+      "[listener smtp]\naddress = 127.0.0.1:25\n"
+      "[listener backend]\naddress = 127.0.0.1:26\nrealrcptto = no\n",
+      "/x/sppd.conf");
+  EXPECT_TRUE(c.listeners[0].realrcptto);
+  EXPECT_FALSE(c.listeners[1].realrcptto);
+  expect_error("[listener a]\naddress = 127.0.0.1:1\nrealrcptto = maybe\n",
+               "/x/sppd.conf:3: realrcptto must be yes or no");
+}
+
+TEST(ConfigTest, ClamdUnavailableIsTempfailUnlessAListenerAccepts) {
+  Config c = parse(
+      "[listener smtp]\naddress = 127.0.0.1:25\n"
+      "[listener relay]\naddress = 127.0.0.1:26\nclamd_unavailable = accept\n"
+      "clamd_timeout = 300\n",
+      "/x/sppd.conf");
+  EXPECT_FALSE(c.listeners[0].clamd_accept_unavailable);
+  EXPECT_EQ(c.listeners[0].clamd_timeout, 60);
+  EXPECT_TRUE(c.listeners[1].clamd_accept_unavailable);
+  EXPECT_EQ(c.listeners[1].clamd_timeout, 300);
+  expect_error("[listener a]\naddress = 127.0.0.1:1\nclamd_unavailable = yes\n",
+               "/x/sppd.conf:3: clamd_unavailable must be tempfail or accept");
+  expect_error("[listener a]\naddress = 127.0.0.1:1\nclamd_timeout = 0\n",
+               "/x/sppd.conf:3: clamd_timeout must be between 1 and 3600");
+}
+
 TEST(ConfigTest, SplitAddress) {
   std::string host;
   int port = 0;

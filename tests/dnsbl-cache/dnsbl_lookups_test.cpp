@@ -160,5 +160,37 @@ TEST_F(DnsblLookupsTest, TooLongNamesAreErrorsWithoutAQuery) {
   EXPECT_EQ(lookups_->counters().queries, 0u);
 }
 
+TEST_F(DnsblLookupsTest, CachedVerdictsArePublishedInTheSharedTable) {
+  DnsblTableReader table(lookups_->table_descriptor());
+  EXPECT_EQ(table.slot_count(), lookups_->table_slots());
+  auto key = [](const char* ip, DnsblTableKey::Type type = DnsblTableKey::Type::kTxt) {
+    return *DnsblTableKey::make(ip, "bl.example", type);
+  };
+  EXPECT_FALSE(table.find(key("127.0.0.2"), now_));
+  lookup({"::ffff:127.0.0.2", "127.0.0.3"});
+  lookup({"127.0.0.2"}, DnsblType::kA);
+  dns_.answers["4.0.0.127.bl.example"] = {2, {}, {}};  // SERVFAIL: an error, never published
+  lookup({"127.0.0.4"});
+
+  EXPECT_EQ(table.find(key("127.0.0.2"), now_), (DnsblTableVerdict{true, "listed: spam", {}}));
+  EXPECT_EQ(table.find(key("127.0.0.2", DnsblTableKey::Type::kA), now_),
+            (DnsblTableVerdict{true, "", {"127.0.0.2"}}));
+  EXPECT_EQ(table.find(key("127.0.0.3"), now_), DnsblTableVerdict{});
+  EXPECT_FALSE(table.find(key("127.0.0.4"), now_));
+  // Each expires with its cache entry: TXT after 600 s, the negative answer after 120 s.
+  EXPECT_TRUE(table.find(key("127.0.0.2"), now_ + seconds(599)));
+  EXPECT_FALSE(table.find(key("127.0.0.2"), now_ + seconds(600)));
+  EXPECT_TRUE(table.find(key("127.0.0.3"), now_ + seconds(119)));
+  EXPECT_FALSE(table.find(key("127.0.0.3"), now_ + seconds(120)));
+}
+
+TEST_F(DnsblLookupsTest, WithoutATableNothingIsPublished) {
+  lookups_ = std::make_unique<DnsblLookups>(
+      *resolver_, [this] { return now_; }, 10, 0);
+  EXPECT_FALSE(lookups_->table_descriptor());
+  EXPECT_EQ(lookups_->table_slots(), 0u);
+  EXPECT_EQ(lookup({"127.0.0.2"})[0].answer.text, "listed: spam");
+}
+
 }  // namespace
 }  // namespace sppd::dnsbl_cache

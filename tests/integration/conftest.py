@@ -867,7 +867,9 @@ class Sppd:
         self.glob = {"qmail_home": str(self.dir), "drain_timeout": "10", "log_level": "info"}
         self.smtpd = {"processes": "2", "sessions_per_worker": "50", "chroot": str(self.dir / "empty")}
         self.queue_bridge = {}
-        self.dnsbl_cache = {}
+        # dnsbl-cache's local socket (rblspp, sppd-dnsbl-status): one per instance, so tests
+        # running side by side do not share /run/sppd/dnsbl-cache.sock. The master makes run/.
+        self.dnsbl_cache = {"socket": str(self.dir / "run" / "dnsbl-cache.sock")}
         self.pluginrunner = {}
         self.authd = {}
         if drop_privileges:
@@ -930,6 +932,11 @@ class Sppd:
     @property
     def port(self):
         return self.addresses["smtp"][1]
+
+    @property
+    def dnsbl_socket(self):
+        """dnsbl-cache's local socket ([service dnsbl-cache] socket)."""
+        return Path(self.dnsbl_cache["socket"])
 
     def queue_command(self):
         maildir_queue = f"{BIN_DIR}/sppd-maildir-queue Maildir"

@@ -40,7 +40,9 @@ def quit_all(sessions, farewell):
 def cache_sppd(make_sppd, rbldnsd, **options):
     return make_sppd(smtpd={"processes": "2", "sessions_per_worker": "50"},
                      dnsbl_cache={"resolver": rbldnsd.resolver, **options.pop("dnsbl_cache", {})},
-                     listener={"rbl": options.pop("rbl", CHECKS)}, **options)
+                     # 100 sessions from one IP at once, more than the default per-IP limit.
+                     listener={"rbl": options.pop("rbl", CHECKS),
+                               "max_connections_per_ip": "1000"}, **options)
 
 
 # ---------------------------------------------------------------------------------------------

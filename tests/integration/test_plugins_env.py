@@ -52,9 +52,11 @@ def test_plugin_process_descriptors_directory_group_and_signals(spp):
         assert run.signals["SigBlk"] == 0, \
             f"{what} starts with blocked signals {run.signals['SigBlk']:#x}"
         assert run.env["TCPREMOTEPORT"] == str(client_port)
-    # The session environment, and nothing of sppd's own (SPPD_SERVICE, ...).
+    # The session environment, and of sppd's own only where dnsbl-cache answers (rblspp
+    # asks there), not SPPD_SERVICE and the like.
     conn = spp.plugin_runs("connection")[0].env
-    assert set(conn) == SESSION_VARIABLES | {"PATH"}, sorted(conn)
+    assert set(conn) == SESSION_VARIABLES | {"PATH", "SPPD_DNSBL_SOCKET"}, sorted(conn)
+    assert conn["SPPD_DNSBL_SOCKET"] == str(spp.dnsbl_socket)
     assert conn["PROTO"] == "TCP"
     assert conn["TCPREMOTEIP"] == "127.0.0.1"
     assert conn["TCPLOCALIP"] == "127.0.0.1"

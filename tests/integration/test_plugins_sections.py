@@ -89,7 +89,9 @@ def expected_dialogue(section, command):
         "helo": [GREETING, [msg], *normal[2:]],
         "mail": [GREETING, EHLO_LINES, [msg], ["503 5.5.1 MAIL first"], ["503 5.5.1 MAIL first"],
                  noop],
-        "rcpt": [GREETING, EHLO_LINES, ["250 2.1.0 ok"], [msg], ["503 5.5.1 RCPT first"], noop],
+        # DATA after the only RCPT was refused: qmail-md's 221 and the connection ends.
+        "rcpt": [GREETING, EHLO_LINES, ["250 2.1.0 ok"], [msg],
+                 ["221 2.0.0 error: I can break rules, too. goodbye."], CLOSED],
         "data": [GREETING, EHLO_LINES, ["250 2.1.0 ok"], ["250 2.1.5 ok"], [msg], noop],
     }
     return refused[section]

@@ -1,5 +1,5 @@
 // Tests for smtpd/relay: rcpthosts (+ a real morercpthosts.cdb built with tinycdb's
-// cdb_make, as qmail-newmrh builds it) and vanilla badmailfrom.
+// cdb_make, as qmail-newmrh builds it).
 #include "smtpd/relay.h"
 
 #include <cdb.h>
@@ -108,29 +108,6 @@ TEST_F(RcptHostsTest, MissingCdbIsFineUnreadableCdbIsAnError) {
     ASSERT_EQ(chmod(path.c_str(), 0), 0);
     EXPECT_THROW(RcptHosts(Lines{"example.com"}, path), std::runtime_error);
   }
-}
-
-TEST(BadMailFromTest, ExactAddressAndAtDomain) {
-  BadMailFrom bmf(Lines{"spammer@example.com", "@Bad.Example", "Mixed@Case.Example"});
-  EXPECT_TRUE(bmf.listed("spammer@example.com"));
-  EXPECT_TRUE(bmf.listed("SPAMMER@Example.COM"));
-  EXPECT_FALSE(bmf.listed("other@example.com"));
-  EXPECT_TRUE(bmf.listed("anyone@bad.example"));
-  EXPECT_TRUE(bmf.listed("anyone@BAD.EXAMPLE"));
-  EXPECT_FALSE(bmf.listed("anyone@sub.bad.example"));
-  EXPECT_TRUE(bmf.listed("mixed@case.example"));
-  EXPECT_FALSE(bmf.listed("bad.example"));
-}
-
-TEST(BadMailFromTest, NullSenderNeverMatches) {
-  BadMailFrom bmf(Lines{"", "@"});
-  EXPECT_FALSE(bmf.listed(""));
-  EXPECT_TRUE(bmf.listed("user@"));
-}
-
-TEST(BadMailFromTest, NoFileListsNothing) {
-  BadMailFrom bmf(std::nullopt);
-  EXPECT_FALSE(bmf.listed("spammer@example.com"));
 }
 
 }  // namespace

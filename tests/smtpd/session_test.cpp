@@ -98,6 +98,11 @@ class FakePluginRunner {
       for (const auto& c : commands[section]) result.add("command", c);
       if (failure.count(section)) result.add("failure", failure[section]);
       channel_.send(std::move(result));
+    } else if (f.type == protocol::kRealRcptTo) {
+      // realrcptto is on by default; session_verify_test.cpp tests its answers.
+      ipc::Frame result(protocol::kRealRcptToResult, f.request_id);
+      result.add("status", "not_local").add("detail", "fake");
+      channel_.send(std::move(result));
     }
   }
   ipc::Channel channel_;
@@ -114,7 +119,10 @@ class SessionTest : public ::testing::Test {
     settings_.localiphost = "mx.example.com";
     settings_.rcpthosts = std::make_unique<RcptHosts>(std::vector<std::string>{"example.com"},
                                                       "/nonexistent/morercpthosts.cdb");
-    settings_.badmailfrom = std::make_unique<BadMailFrom>(std::vector<std::string>{"@bad.example"});
+    settings_.spam.control_dir = "/control/";
+    settings_.spam.pattern_files["/control/badmailfrom"] = std::make_shared<PatternFile>(
+        std::vector<std::string>{"@bad.example"}, "/control/badmailfrom", nullptr);
+    settings_.spam.tarpitdelay = 0;  // the tarpit's timer has its own integration tests
     settings_.databytes = 1000;
     queue_link_ = std::make_unique<HelperPool>(base_.get(), "queue-bridge");
     dns_link_ = std::make_unique<HelperLink>(base_.get(), "dnsbl-cache");
@@ -219,15 +227,17 @@ TEST_F(SessionTest, OrderOfChecksBeforeData) {
   connect();
   replies(1);
   send(
-      "RCPT TO:<bob@example.com>\r\nDATA\r\nMAIL FROM:<x@bad.example>\r\n"
+      "RCPT TO:<bob@example.com>\r\nDATA\r\nHELO\r\nFOO\r\nMAIL FROM:<x@bad.example>\r\n"
       "RCPT TO:<bob@example.com>\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<c@elsewhere.org>\r\n"
-      "DATA\r\nHELO\r\nFOO\r\n");
+      "DATA\r\nNOOP\r\n");
+  // DATA after every RCPT failed ends the session (qmail-md): NOOP is never answered.
   EXPECT_EQ(replies(9),
-            "503 5.5.1 MAIL first\r\n503 5.5.1 MAIL first\r\n250 2.1.0 ok\r\n"
-            "553 5.7.1 sorry, your envelope sender is in my badmailfrom list\r\n250 2.1.0 ok\r\n"
-            "553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts\r\n"
-            "503 5.5.1 RCPT first\r\n501 5.5.4 syntax error, I need your hostname\r\n"
-            "502 5.5.1 unimplemented\r\n");
+            "503 5.5.1 MAIL first\r\n503 5.5.1 MAIL first\r\n"
+            "501 5.5.4 syntax error, I need your hostname\r\n502 5.5.1 unimplemented\r\n"
+            "250 2.1.0 ok\r\n553 5.7.1 sorry, your envelope sender is in my badmailfrom list\r\n"
+            "250 2.1.0 ok\r\n553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts\r\n"
+            "221 2.0.0 error: I can break rules, too. goodbye.\r\n");
+  EXPECT_TRUE(finished_);
   EXPECT_EQ(bridge_->opens, 0);
 }
 
