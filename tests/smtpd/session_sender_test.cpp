@@ -17,6 +17,7 @@
 #include "smtpd/helper_link.h"
 #include "smtpd/session.h"
 #include "tests/common/test_support.h"
+#include "tests/smtpd/session_client.h"
 
 namespace sppd::smtpd {
 namespace {
@@ -100,42 +101,20 @@ class SessionSenderTest : public ::testing::Test {
   }
 
   void connect(bool with_dns = true) {
-    int fds[2];
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
-    client_.reset(fds[0]);
+    UniqueFd server_end = client_.open();
     HelperLink* dns = with_dns ? dns_.get() : unavailable_.get();
     SessionContext context{base_.get(), queue_.get(),   dns, plugins_.get(), authd_.get(),
                            "test/",     [](uint64_t) {}};
-    session_ = std::make_unique<Session>(1, UniqueFd(fds[1]), Endpoint{"192.0.2.7", 40000, false},
-                                         Endpoint{"192.0.2.1", 25, false}, settings_, context);
+    session_ =
+        std::make_unique<Session>(1, std::move(server_end), Endpoint{"192.0.2.7", 40000, false},
+                                  Endpoint{"192.0.2.1", 25, false}, settings_, context);
     session_->start();
     ASSERT_EQ(replies(1).substr(0, 19), "220 mx.example.com ");
   }
 
-  void send(const std::string& bytes) {
-    ASSERT_EQ(write(client_.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
-  }
+  void send(const std::string& bytes) { client_.send(bytes); }
 
-  // Runs the loop until `lines` complete reply lines arrived (or 5 s passed).
-  std::string replies(size_t lines) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (std::count(received_.begin(), received_.end(), '\n') < static_cast<long>(lines) &&
-           std::chrono::steady_clock::now() < deadline) {
-      event_base_loop(base_.get(), EVLOOP_NONBLOCK);
-      char buffer[4096];
-      ssize_t n = read(client_.get(), buffer, sizeof(buffer));
-      if (n > 0) received_.append(buffer, n);
-      if (n <= 0) poll(nullptr, 0, 1);
-    }
-    std::string out;
-    for (size_t i = 0; i < lines; ++i) {
-      size_t eol = received_.find('\n');
-      if (eol == std::string::npos) break;
-      out += received_.substr(0, eol + 1);
-      received_.erase(0, eol + 1);
-    }
-    return out;
-  }
+  std::string replies(size_t lines) { return client_.replies(base_.get(), lines); }
 
   std::string mail(const std::string& sender) {
     send("MAIL FROM:<" + sender + ">\r\n");
@@ -151,9 +130,8 @@ class SessionSenderTest : public ::testing::Test {
   std::unique_ptr<FakeSenderChecks> cache_;
   std::unique_ptr<HelperPool> plugins_;
   std::unique_ptr<NoPlugins> runner_;
-  UniqueFd client_;
+  SessionClient client_;
   std::unique_ptr<Session> session_;
-  std::string received_;
 };
 
 TEST_F(SessionSenderTest, LevelTwoAsksWithTheHeloNameAndTheBlacklist) {

@@ -16,6 +16,7 @@
 #include "common/protocol.h"
 #include "smtpd/helper_link.h"
 #include "smtpd/session.h"
+#include "tests/smtpd/session_client.h"
 
 namespace sppd::smtpd {
 namespace {
@@ -121,9 +122,7 @@ class SessionVerifyTest : public ::testing::Test {
   }
 
   void connect(const std::string& ip = "192.0.2.7") {
-    int fds[2];
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
-    client_.reset(fds[0]);
+    UniqueFd server_end = client_.open();
     SessionContext context{base_.get(),
                            queue_pool_.get(),
                            dns_link_.get(),
@@ -131,36 +130,16 @@ class SessionVerifyTest : public ::testing::Test {
                            auth_link_.get(),
                            "test/",
                            [this](uint64_t) { finished_ = true; }};
-    session_ = std::make_unique<Session>(1, UniqueFd(fds[1]), Endpoint{ip, 40000, false},
+    session_ = std::make_unique<Session>(1, std::move(server_end), Endpoint{ip, 40000, false},
                                          Endpoint{"192.0.2.1", 25, false}, settings_, context);
     session_->start();
     EXPECT_EQ(replies(1), "220 mx.example.com ESMTP\r\n");
   }
 
-  void send(const std::string& bytes) {
-    ASSERT_EQ(write(client_.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
-  }
+  void send(const std::string& bytes) { client_.send(bytes); }
 
-  // Runs the loop until `lines` complete reply lines arrived (or `seconds` passed).
   std::string replies(size_t lines, double seconds = 5) {
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(static_cast<long>(seconds * 1000));
-    while (std::count(received_.begin(), received_.end(), '\n') < static_cast<long>(lines) &&
-           std::chrono::steady_clock::now() < deadline) {
-      event_base_loop(base_.get(), EVLOOP_NONBLOCK);
-      char buffer[4096];
-      ssize_t n = read(client_.get(), buffer, sizeof(buffer));
-      if (n > 0) received_.append(buffer, n);
-      if (n <= 0) poll(nullptr, 0, 1);
-    }
-    std::string out;
-    for (size_t i = 0; i < lines; ++i) {
-      size_t eol = received_.find('\n');
-      if (eol == std::string::npos) break;
-      out += received_.substr(0, eol + 1);
-      received_.erase(0, eol + 1);
-    }
-    return out;
+    return client_.replies(base_.get(), lines, seconds);
   }
 
   // The env entries of a kRcptCheck frame, "NAME=value".
@@ -177,9 +156,8 @@ class SessionVerifyTest : public ::testing::Test {
   std::unique_ptr<HelperLink> auth_link_ = std::make_unique<HelperLink>(nullptr, "authd");
   std::unique_ptr<HelperPool> plugin_pool_;
   std::unique_ptr<FakeChecks> runner_;
-  UniqueFd client_;
+  SessionClient client_;
   std::unique_ptr<Session> session_;
-  std::string received_;
   bool finished_ = false;
 };
 
