@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conftest import stop_process
+
 CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
 START_TIMEOUT = 60.0  # clamd loads one signature in well under a second; be generous
 
@@ -129,13 +131,7 @@ class Clamd:
         return self
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 15)
 
     def cleanup(self):
         self.stop()

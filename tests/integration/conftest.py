@@ -684,6 +684,18 @@ def dnsbl_name(ip, zone):
     return pointer.rsplit(".", 2)[0] + "." + zone
 
 
+def stop_process(process, timeout=10):
+    """SIGTERM to a helper server the tests started (rbldnsd, dnsmasq, clamd), SIGKILL if it
+    is not gone within timeout seconds; nothing if it already exited."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def dns_query(port, name, qtype="A", host="127.0.0.1", timeout=0.5):
     """One DNS query over UDP; returns (rcode, raw answer), or None without an answer."""
     question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
@@ -744,13 +756,7 @@ class Rbldnsd:
         return self
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def cleanup(self):
         self.stop()

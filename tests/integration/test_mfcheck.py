@@ -7,7 +7,6 @@
 # exchanger that is down, the caches (counted at dnsmasq's query log and at the listener),
 # and who is never checked (goodmailfrom, the null sender, AUTH, MFCHECK=0 from tcprules).
 import shutil
-import socket
 import socketserver
 import subprocess
 import tempfile
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QUEUED_RE, wait_for
+from conftest import QUEUED_RE, dns_query, stop_process, wait_for
 from test_dns import free_dns_port
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
@@ -45,20 +44,6 @@ OK = "250 2.1.0 ok"
 
 def refused_mailbox(sender):
     return f"550 5.1.8 bad sender's mailbox address, RCPT TO:<{sender}> failed"
-
-
-def dns_query(port, name, qtype=1, timeout=0.5):
-    """One query over UDP; the raw answer or None."""
-    question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-    packet = b"\x53\x50\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question + \
-        qtype.to_bytes(2, "big") + b"\x00\x01"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(packet, ("127.0.0.1", port))
-        try:
-            return s.recv(4096)
-        except socket.timeout:
-            return None
 
 
 class Dnsmasq:
@@ -99,9 +84,7 @@ class Dnsmasq:
         return self
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        stop_process(self.process)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     @property
