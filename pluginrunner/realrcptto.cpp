@@ -9,6 +9,8 @@
 #include <cstring>
 #include <set>
 
+#include "common/ascii.h"
+
 namespace sppd::pluginrunner {
 namespace {
 
@@ -17,14 +19,7 @@ constexpr char kAliasUser[] = "alias";       // auto_usera: takes what no user t
 constexpr size_t kMaxUserName = 32;          // qmail-getpw's GETPW_USERLEN, NUL included
 constexpr char kNoAtHost[] = "envnoathost";  // control_rldef's last resort
 
-// qmail's case_lowerb: ASCII only, as constmap and the cdb keys compare.
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
+using ascii::lower;
 
 // control/locals, falling back to control/me (control_readfile with flagme).
 std::set<std::string> local_domains(QmailFiles& files) {

@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <limits>
 
+#include "common/ascii.h"
+
 namespace sppd::smtpd {
 namespace {
 
 bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
-
-char to_lower(char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; }
 
 // "[d.d.d.d]" (the whole text) -> "d.d.d.d" with leading zeros dropped, as qmail's
 // ip_scanbracket reads it. Components above 255 are refused (qmail silently truncates
@@ -132,7 +132,7 @@ std::optional<unsigned long long> size_parameter(const std::vector<std::string>&
     if (parameter.size() < kName.size()) continue;
     bool name_matches = true;
     for (size_t i = 0; i < kName.size(); ++i) {
-      if (to_lower(parameter[i]) != kName[i]) name_matches = false;
+      if (ascii::lower(parameter[i]) != kName[i]) name_matches = false;
     }
     if (!name_matches) continue;
     std::string_view digits = std::string_view(parameter).substr(kName.size());

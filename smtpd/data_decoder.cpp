@@ -4,6 +4,9 @@
 #include "smtpd/data_decoder.h"
 
 #include <cstdlib>
+#include <cstring>
+
+#include "common/ascii.h"
 
 namespace sppd::smtpd {
 namespace {
@@ -19,12 +22,10 @@ enum State : int {
   kStrayLf = 6,
 };
 
-char to_lower(char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; }
-
 bool starts_with_ignoring_case(const std::string& text, std::string_view word) {
   if (text.size() < word.size()) return false;
   for (size_t i = 0; i < word.size(); ++i) {
-    if (to_lower(text[i]) != word[i]) return false;
+    if (ascii::lower(text[i]) != word[i]) return false;
   }
   return true;
 }
@@ -47,8 +48,36 @@ DataDecoder::Status DataDecoder::feed(std::string_view input, std::string* outpu
     if (max_bytes_ != 0 && bytes_ > max_bytes_) too_big_ = true;
     if (!too_big_) output->push_back(ch);
   };
+  // put() for a run of ordinary bytes, with the same databytes cut-off.
+  auto put_run = [&](std::string_view run) {
+    const unsigned long long before = bytes_;
+    bytes_ += run.size();
+    if (too_big_) return;
+    size_t keep = run.size();
+    if (max_bytes_ != 0 && bytes_ > max_bytes_) {
+      too_big_ = true;
+      keep = before < max_bytes_ ? static_cast<size_t>(max_bytes_ - before) : 0;
+    }
+    output->append(run.data(), keep);
+  };
 
   for (size_t i = 0; i < input.size(); ++i) {
+    if (state_ == kInLine && (!in_header_ || line_length_ >= 9)) {
+      // Mid-line, past what hop counting looks at: every byte up to the next CR or LF is
+      // copied as it is, so copy the run at once.
+      const char* begin = input.data() + i;
+      const size_t left = input.size() - i;
+      const void* cr = std::memchr(begin, '\r', left);
+      const size_t before_cr =
+          cr ? static_cast<size_t>(static_cast<const char*>(cr) - begin) : left;
+      const void* lf = std::memchr(begin, '\n', before_cr);
+      const size_t run = lf ? static_cast<size_t>(static_cast<const char*>(lf) - begin) : before_cr;
+      if (run > 0) {
+        put_run(std::string_view(begin, run));
+        i += run;
+        if (i == input.size()) break;
+      }
+    }
     char ch = input[i];
 
     // Hops are counted on the raw client bytes of the header, as blast() does: a line whose

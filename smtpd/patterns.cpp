@@ -2,17 +2,14 @@
 // compiled before the sandbox, matched per command.
 #include "smtpd/patterns.h"
 
-#include <algorithm>
 #include <cctype>
+
+#include "common/ascii.h"
 
 namespace sppd::smtpd {
 namespace {
 
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
+using ascii::lower;
 
 }  // namespace
 

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "common/ascii.h"
+
 namespace sppd::smtpd {
 namespace {
 
@@ -34,13 +36,11 @@ void safeput(std::string* out, const std::string& text) {
   for (char ch : text) out->push_back(is_safe(ch) ? ch : '?');
 }
 
-char to_lower(char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; }
-
 // qmail's case_diffs() != 0.
 bool differs_ignoring_case(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return true;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (to_lower(a[i]) != to_lower(b[i])) return true;
+    if (ascii::lower(a[i]) != ascii::lower(b[i])) return true;
   }
   return false;
 }

@@ -10,19 +10,14 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/ascii.h"
 #include "common/fd.h"
 #include "common/log.h"
 
 namespace sppd::smtpd {
 namespace {
 
-std::string lower(std::string_view text) {
-  std::string result(text);
-  for (char& ch : result) {
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  }
-  return result;
-}
+using ascii::lower;
 
 }  // namespace
 

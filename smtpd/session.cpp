@@ -9,6 +9,8 @@
 #include <openssl/err.h>
 #include <sys/socket.h>
 
+#include <string_view>
+
 #include "common/log.h"
 #include "common/protocol.h"
 #include "smtpd/helper_link.h"
@@ -194,18 +196,33 @@ void Session::reply(std::string text) {
 
 void Session::flush() {
   if (pending_replies_.empty() || !client_) return;
-  bufferevent_write(client_.get(), pending_replies_.data(), pending_replies_.size());
+  std::string_view unsent = pending_replies_;
+  // In plaintext with nothing queued, replies go straight to the socket: the bufferevent
+  // would arm a write event, wait a loop pass for it and disarm it again for every reply.
+  // What does not fit (and any error, which libevent then reports) goes the usual way.
+  // STARTTLS's 220 takes the usual way too: on_write starts the handshake.
+  if (!tls_active_ && !tls_handshaking_ && !starttls_pending_ &&
+      evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) {
+    ssize_t sent = ::send(bufferevent_getfd(client_.get()), unsent.data(), unsent.size(),
+                          MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent > 0) unsent.remove_prefix(static_cast<size_t>(sent));
+  }
+  if (!unsent.empty()) bufferevent_write(client_.get(), unsent.data(), unsent.size());
   pending_replies_.clear();
 }
 
 void Session::set_busy(bool busy) {
+  // Reading stops only if something arrives while busy (on_read, on_event): most clients
+  // wait for the reply, and then a helper's round trip costs no event changes.
   busy_ = busy;
-  if (!client_ || closing_) return;
-  if (busy) {
-    bufferevent_disable(client_.get(), EV_READ);
-  } else {
-    bufferevent_enable(client_.get(), EV_READ);
-  }
+  if (busy || !reading_paused_ || !client_ || closing_) return;
+  reading_paused_ = false;
+  bufferevent_enable(client_.get(), EV_READ);
+}
+
+void Session::pause_reading() {
+  reading_paused_ = true;
+  bufferevent_disable(client_.get(), EV_READ);
 }
 
 void Session::process_input() {
@@ -321,7 +338,14 @@ void Session::finish(const char* why) {
   context_.on_finished(id_);
 }
 
-void Session::on_read(bufferevent*, void* self) { static_cast<Session*>(self)->process_input(); }
+void Session::on_read(bufferevent*, void* self) {
+  auto* session = static_cast<Session*>(self);
+  if (session->busy_) {
+    session->pause_reading();  // the rest waits in the kernel until the helper has answered
+    return;
+  }
+  session->process_input();
+}
 
 void Session::on_write(bufferevent*, void* self) {
   auto* session = static_cast<Session*>(self);
@@ -343,6 +367,13 @@ void Session::on_event(bufferevent*, short what, void* self) {
     char reason[256] = "connection closed";
     if (code) ERR_error_string_n(code, reason, sizeof(reason));
     session->finish((std::string("TLS handshake failed: ") + reason).c_str());
+    return;
+  }
+  if ((what & BEV_EVENT_READING) && session->busy_ && !session->closing_) {
+    // EOF, an error or the read timeout while a helper works: libevent has stopped reading;
+    // reading again once the answer is in sees the EOF or error again, after the input
+    // before it, as when reading stopped at set_busy(true). No read timeout runs meanwhile.
+    session->reading_paused_ = true;
     return;
   }
   if (what & BEV_EVENT_TIMEOUT) {

@@ -25,6 +25,7 @@
 #include "smtpd/client_limits.h"
 #include "smtpd/data_decoder.h"
 #include "smtpd/helper_pool.h"
+#include "smtpd/message_pipe.h"
 #include "smtpd/patterns.h"
 #include "smtpd/settings.h"
 #include "smtpd/virus_scan.h"
@@ -87,6 +88,9 @@ class Session {
   void close_after_flush();
   void finish(const char* why);
   void set_busy(bool busy);
+  // Stops reading from the client now (set_busy(false) resumes): for STARTTLS, whose
+  // client hello must stay unread in the kernel.
+  void pause_reading();
   static void on_read(bufferevent*, void* self);
   static void on_write(bufferevent*, void* self);
   static void on_event(bufferevent*, short what, void* self);
@@ -226,15 +230,15 @@ class Session {
   void feed_data();
   void end_of_data();
   void stop_writing_message();
-  void on_pipe_drained();
   // Commits the envelope once the message is all in qmail-queue's pipe and clamd (if it
   // scans) said it is clean.
   void commit_when_ready();
   void commit_envelope();
   void abort_transaction();
   void finish_transaction();
-  static void on_pipe_write(bufferevent*, void* self);
-  static void on_pipe_event(bufferevent*, short what, void* self);
+  // The message pipe took buffered bytes (decode more, or commit after the dot), or broke.
+  void on_pipe_progress();
+  void on_pipe_failed(bool timed_out);
   // Virus scanning (control/clamd; session_data.cpp): asks queue-bridge for clamd in the
   // kQueueOpen frame; at kQueueOpened starts the scan or applies clamd_unavailable (false:
   // the transaction was refused, the reply is queued); then clamd's verdict.
@@ -249,7 +253,9 @@ class Session {
   BuffereventPtr client_;
   EventPtr lookup_timer_;
   Phase phase_ = Phase::kConnecting;
-  bool busy_ = false;             // waiting for a helper: input is not processed
+  bool busy_ = false;  // waiting for a helper: input is not processed
+  // Reading stopped because input (or EOF) arrived while busy_; set_busy(false) resumes it.
+  bool reading_paused_ = false;
   bool closing_ = false;          // reply queued, closing once it is written
   bool discarding_line_ = false;  // inside a command line longer than maxcmdlen
   std::string pending_replies_;
@@ -320,7 +326,7 @@ class Session {
 
   // DATA transaction state
   std::optional<HelperPool::Ticket> queue_request_;
-  BuffereventPtr message_pipe_;
+  std::unique_ptr<MessagePipe> message_pipe_;
   std::unique_ptr<DataDecoder> decoder_;
   bool data_complete_ = false;   // the client's "." was seen
   bool message_closed_ = false;  // our end of the message pipe is closed

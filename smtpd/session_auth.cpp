@@ -9,6 +9,7 @@
 #include <cctype>
 #include <ctime>
 
+#include "common/ascii.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "smtpd/helper_link.h"
@@ -32,10 +33,7 @@ const Mechanism* find_mechanism(const std::string& name) {
   return nullptr;
 }
 
-std::string lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
+using ascii::lower;
 
 std::string base64(const std::string& text) {
   std::string out(4 * ((text.size() + 2) / 3) + 1, '\0');

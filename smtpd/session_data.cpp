@@ -85,13 +85,9 @@ void Session::on_queue_frame(ipc::Frame* frame) {
 }
 
 void Session::begin_data(UniqueFd message_pipe, const std::string& qp) {
-  message_pipe_.reset(
-      bufferevent_socket_new(context_.base, message_pipe.release(), BEV_OPT_CLOSE_ON_FREE));
-  bufferevent_setcb(message_pipe_.get(), nullptr, on_pipe_write, on_pipe_event, this);
-  bufferevent_setwatermark(message_pipe_.get(), EV_WRITE, kPipeHighWater / 2, 0);
-  timeval timeout{settings_.timeoutsmtpd, 0};
-  bufferevent_set_timeouts(message_pipe_.get(), nullptr, &timeout);
-  bufferevent_enable(message_pipe_.get(), EV_WRITE);
+  message_pipe_ = std::make_unique<MessagePipe>(
+      context_.base, std::move(message_pipe), static_cast<int>(settings_.timeoutsmtpd),
+      [this] { on_pipe_progress(); }, [this](bool timed_out) { on_pipe_failed(timed_out); });
   decoder_ = std::make_unique<DataDecoder>(databytes(), static_cast<int>(settings_.maxhops));
   data_complete_ = false;
   message_closed_ = false;
@@ -114,7 +110,7 @@ void Session::begin_data(UniqueFd message_pipe, const std::string& qp) {
   // qmail-spp: the plugins' H lines follow our Received line; then its per-message state
   // (headers, L-queues, counters) starts over.
   std::string received = received_line(facts) + plugin_headers_;
-  bufferevent_write(message_pipe_.get(), received.data(), received.size());
+  message_pipe_->hold(received);
   if (virus_scan_) virus_scan_->feed(received);
   reset_plugin_transaction();
 
@@ -130,9 +126,8 @@ void Session::feed_data() {
   evbuffer* input = bufferevent_get_input(client_.get());
   std::string decoded;
   while (evbuffer_get_length(input) > 0) {
-    if (message_pipe_ &&
-        evbuffer_get_length(bufferevent_get_output(message_pipe_.get())) > kPipeHighWater) {
-      return;  // on_pipe_write resumes us once qmail-queue has caught up
+    if (message_pipe_ && message_pipe_->pending() > kPipeHighWater) {
+      return;  // on_pipe_progress resumes us once qmail-queue has caught up
     }
     if (virus_scan_ && virus_scan_->pending() > kPipeHighWater) {
       return;  // the scan's drain handler resumes us once clamd has caught up
@@ -154,7 +149,7 @@ void Session::feed_data() {
       // The message will be refused: stop feeding qmail-queue now, read on to the dot.
       if (queue_request_) abort_transaction();
     } else if (message_pipe_ && !decoded.empty()) {
-      bufferevent_write(message_pipe_.get(), decoded.data(), decoded.size());
+      message_pipe_->write(decoded);
       if (virus_scan_) virus_scan_->feed(decoded);
     }
     evbuffer_drain(input, consumed);
@@ -181,18 +176,13 @@ void Session::end_of_data() {
   }
   if (virus_scan_) virus_scan_->finish();
   set_busy(true);
-  if (message_pipe_ && evbuffer_get_length(bufferevent_get_output(message_pipe_.get())) > 0) {
-    bufferevent_setwatermark(message_pipe_.get(), EV_WRITE, 0, 0);
-    return;  // on_pipe_write commits once the last byte reached qmail-queue
-  }
-  commit_when_ready();
+  if (message_pipe_) message_pipe_->flush();  // an empty body: the Received line is all
+  commit_when_ready();  // or on_pipe_progress, once the last byte reached qmail-queue
 }
 
 void Session::commit_when_ready() {
   if (!data_complete_ || committed_ || queue_result_) return;
-  if (message_pipe_ && evbuffer_get_length(bufferevent_get_output(message_pipe_.get())) > 0) {
-    return;  // on_pipe_write comes back
-  }
+  if (message_pipe_ && message_pipe_->pending() > 0) return;  // on_pipe_progress comes back
   if (virus_scan_) return;  // on_scan_verdict comes back: nothing is queued before clamd's OK
   commit_envelope();
 }
@@ -277,28 +267,26 @@ void Session::finish_transaction() {
   answer();
 }
 
-void Session::on_pipe_write(bufferevent*, void* self) {
-  auto* session = static_cast<Session*>(self);
-  if (session->data_complete_) {
-    session->commit_when_ready();
+void Session::on_pipe_progress() {
+  if (data_complete_) {
+    commit_when_ready();
     return;
   }
-  session->process_input();  // qmail-queue caught up: decode more of the client's input
+  process_input();  // qmail-queue caught up: decode more of the client's input
 }
 
-void Session::on_pipe_event(bufferevent*, short what, void* self) {
-  auto* session = static_cast<Session*>(self);
-  if (what & BEV_EVENT_TIMEOUT) {
+void Session::on_pipe_failed(bool timed_out) {
+  if (timed_out) {
     // qmail-queue stopped reading: give up rather than queue a truncated message.
-    log::warn("session ", session->id_, ": qmail-queue stopped reading the message");
-    session->abort_transaction();
-    session->queue_result_ = {"451", "qq timeout (#4.3.0)"};
-    if (session->data_complete_) session->finish_transaction();
+    log::warn("session ", id_, ": qmail-queue stopped reading the message");
+    abort_transaction();
+    queue_result_ = {"451", "qq timeout (#4.3.0)"};
+    if (data_complete_) finish_transaction();
     return;
   }
   // EPIPE: qmail-queue exited; queue-bridge will report how, and we read on to the dot.
-  session->stop_writing_message();
-  session->commit_when_ready();
+  stop_writing_message();
+  commit_when_ready();
 }
 
 void Session::request_scanner(ipc::Frame& open) {

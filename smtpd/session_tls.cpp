@@ -27,10 +27,11 @@ void Session::cmd_starttls(const std::string& arg) {
   // nothing more in plaintext; the handshake starts once the 220 has gone out (on_write).
   evbuffer* input = bufferevent_get_input(client_.get());
   evbuffer_drain(input, evbuffer_get_length(input));
+  starttls_pending_ = true;  // before the flush: the 220 goes through the bufferevent
   reply("220 2.0.0 ready for tls");
   flush();
-  starttls_pending_ = true;
   set_busy(true);
+  pause_reading();
 }
 
 void Session::start_tls() {
@@ -55,6 +56,7 @@ void Session::start_tls() {
   }
   client_.reset(tls);
   busy_ = false;
+  reading_paused_ = false;
   tls_handshaking_ = true;
   bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
   bufferevent_setcb(tls, on_read, on_write, on_event, this);

@@ -55,6 +55,13 @@ void Session::check_real_recipient(const std::string& recipient, std::function<v
     then();
     return;
   }
+  // A domain qmail would not deliver here can only be "not_local": no round trip for it, which
+  // is most recipients on a relay. The files were read when the worker started, as Paul Jarc's
+  // realrcptto_init reads them when qmail-smtpd starts.
+  if (!settings_.qmail_locals.may_be_local(recipient)) {
+    then();
+    return;
+  }
   ipc::Frame request(protocol::kRealRcptTo, 0);
   request.add("recipient", recipient);
   bool sent = ask_plugin_runner(std::move(request), [this, recipient, then](ipc::Frame* frame) {

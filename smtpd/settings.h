@@ -11,6 +11,7 @@
 
 #include "common/config.h"
 #include "common/rbl_options.h"
+#include "smtpd/qmail_locals.h"
 #include "smtpd/relay.h"
 #include "smtpd/spam_controls.h"
 #include "smtpd/tcprules.h"
@@ -36,6 +37,10 @@ struct ListenerSettings {
   SpamControls spam;  // qmail-md's pattern files, tarpitting, limits (spam_controls.h)
   // control/rcptcheck: qmail-md's recipient check program (session_verify.cpp); "" = none.
   std::string rcptcheck;
+  // qmail_home's locals (or me), virtualdomains and percenthack: realrcptto asks pluginrunner
+  // only about recipients that may be local (session_verify.cpp). Unreadable files are no
+  // control_error: every recipient is then asked about, and pluginrunner answers 451.
+  QmailLocals qmail_locals;
   std::vector<RblStep> rbl;         // the listener's rblsmtpd options; empty: no DNSBL checks
   std::shared_ptr<TlsContext> tls;  // null: no certificate, no STARTTLS / SMTPS
   // SMTP AUTH (qmail-md's control/auth/*): methods offered as bitmasks (1 LOGIN, 2 PLAIN,

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "common/ascii.h"
 #include "common/clamd_address.h"
 #include "common/control.h"
 #include "common/log.h"
@@ -22,10 +23,7 @@ std::string upper(std::string text) {
   return text;
 }
 
-std::string lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
+using ascii::lower;
 
 void load_pattern_file(SpamControls& controls, const std::string& path) {
   if (controls.pattern_files.contains(path)) return;

@@ -9,16 +9,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/ascii.h"
+
 namespace sppd::smtpd {
 namespace {
 
-char to_lower(char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; }
-
-std::string lower(std::string_view text) {
-  std::string result(text);
-  for (char& ch : result) ch = to_lower(ch);
-  return result;
-}
+using ascii::lower;
 
 // A parse failure of one line; turned into "path:line: what" by parse().
 struct LineError {

@@ -61,6 +61,15 @@ Worker::Worker(event_base* base, const config::Config& config,
     listening->settings = load_listener_settings(
         *listener, !config.service("authd").get("checkpassword", "").empty());
     add_spam_controls(*listening->settings, config.qmail_home);
+    if (listener->realrcptto) {
+      // pluginrunner reads the same files, below the same qmail_home.
+      QmailLocals& locals = listening->settings->qmail_locals;
+      locals = QmailLocals::load(config.qmail_home);
+      if (!locals.error().empty()) {
+        log::warn("listener ", listener->name,
+                  ": realrcptto will ask pluginrunner about every recipient: ", locals.error());
+      }
+    }
     listening->accept_event.reset(
         event_new(base_, listening->fd.get(), EV_READ | EV_PERSIST, on_accept, listening.get()));
     listeners_.push_back(std::move(listening));

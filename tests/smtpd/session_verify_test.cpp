@@ -1,13 +1,15 @@
 // Tests for smtpd/session_verify: realrcptto and rcptcheck as the session asks pluginrunner,
 // driven over a real socketpair with pluginrunner faked by a channel that answers as
 // scripted (or never, or goes away). Checks the replies, their order under pipelining, what
-// the questions carry, and the switches (realrcptto = no, NOREALRCPTTO, RCPTCHECK,
-// RELAYCLIENT). The real pluginrunner answering them is in tests/pluginrunner and
-// tests/integration/test_rcptcheck.py, test_realrcptto.py.
+// the questions carry, the switches (realrcptto = no, NOREALRCPTTO, RCPTCHECK, RELAYCLIENT)
+// and the recipients control/locals rules out, which are never asked about. The real
+// pluginrunner answering them is in tests/pluginrunner and tests/integration/test_rcptcheck.py,
+// test_realrcptto.py.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <map>
@@ -16,6 +18,7 @@
 #include "common/protocol.h"
 #include "smtpd/helper_link.h"
 #include "smtpd/session.h"
+#include "tests/common/test_support.h"
 #include "tests/smtpd/session_client.h"
 
 namespace sppd::smtpd {
@@ -187,6 +190,26 @@ TEST_F(SessionVerifyTest, RealRcptToSwitchedOffForTheListenerOrTheClient) {
   send("MAIL FROM:<a@example.org>\r\nRCPT TO:<nobody@local.test>\r\n");
   EXPECT_EQ(replies(2), "250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
   EXPECT_TRUE(runner_->realrcptto_asked.empty());
+}
+
+TEST_F(SessionVerifyTest, RealRcptToAsksOnlyAboutRecipientsThatMayBeLocal) {
+  test_support::TempDir home;
+  ASSERT_TRUE(home.create("sppd-session-verify-test"));
+  ASSERT_EQ(mkdir((home.path() + "/control").c_str(), 0755), 0);
+  test_support::write_file(home.path() + "/control/locals", "local.test\n");
+  settings_.qmail_locals = QmailLocals::load(home.path());
+  settings_.rcptcheck = "bin/rcptcheck";
+  runner_->mailbox = {{"nobody@local.test", "no_mailbox"}, {"joe@Local.Test", "exists"}};
+  connect();
+  send(
+      "MAIL FROM:<a@example.org>\r\nRCPT TO:<bob@example.com>\r\n"
+      "RCPT TO:<nobody@local.test>\r\nRCPT TO:<joe@Local.Test>\r\n");
+  EXPECT_EQ(replies(4),
+            "250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 sorry, no mailbox here by that name\r\n"
+            "250 2.1.5 ok\r\n");
+  EXPECT_EQ(runner_->realrcptto_asked, (Strings{"nobody@local.test", "joe@Local.Test"}));
+  // The skipped question skips nothing after it: rcptcheck still runs for bob@.
+  EXPECT_EQ(runner_->rcptcheck_asked, (Strings{"bob@example.com", "joe@Local.Test"}));
 }
 
 TEST_F(SessionVerifyTest, RcptCheckRunsAfterRealRcptToWithTheSessionEnvironment) {
