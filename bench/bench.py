@@ -4,7 +4,7 @@
 # with Postfix's smtp-source (never Postfix itself) and a small latency client, and prints
 # one table: msgs/s, per-transaction latency, server CPU per message, peak RSS per program,
 # plus the cost of one spawn+wait of the null queue, and what one qmail-spp plugin run costs
-# (rows spp0/spp6) next to a bare posix_spawn+waitpid loop of the same plugin, then the TLS
+# (rows spp0/spp6) next to a bare vfork+execve+waitpid loop of the same plugin, then the TLS
 # and SMTP AUTH rows (bench/tls_auth.py) and the DNSBL rows (bench/dnsbl.py). Every count is
 # bounded (BENCH_SCALE).
 import argparse
@@ -123,11 +123,14 @@ def null_queue_program(workdir):
     return str(Path(os.environ["SPPD_BIN_DIR"]) / "sppd-null-queue")
 
 
-def spawn_cost(workdir, program, runs, plugin=False):
+def spawn_cost(workdir, program, runs, plugin=False, use_vfork=True):
+    """One spawn+wait of program from a small process: with vfork + execve as sppd starts its
+    children (common/spawn.cpp), or with posix_spawn."""
     binary = Path(workdir) / "spawn-cost"
     if not binary.exists():
         subprocess.run(["cc", "-O2", "-o", str(binary), str(HERE / "spawn_cost.c")], check=True)
-    cmd = [str(binary), *(["-p"] if plugin else []), str(runs), program]
+    cmd = [str(binary), *(["-p"] if plugin else []), *(["-v"] if use_vfork else []), str(runs),
+           program]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
     return {k: float(v) for k, v in (kv.split("=") for kv in out.split())}
 
@@ -218,7 +221,7 @@ def print_plugin_cost(bare, with_plugins, spawn, spawn_runs):
           f"{PLUGIN_RUNS_PER_TRANSACTION} plugin runs each")
     print(f"  sppd per plugin run: {cpu_us:.0f} us CPU (whole sppd tree incl. the plugin, minus "
           f"the same transactions without plugins), {wall_us:.0f} us wall (2 cores)")
-    print(f"  bare posix_spawn+waitpid of the same binary, one process, fd 0 closed, stdout a "
+    print(f"  bare vfork+execve+waitpid of the same binary, one process, fd 0 closed, stdout a "
           f"pipe ({spawn_runs} runs): {spawn['wall_us']:.0f} us wall, {spawn_cpu:.0f} us CPU "
           f"({spawn['child_cpu_us']:.0f} child + {spawn['parent_cpu_us']:.0f} parent)")
     ratio = cpu_us / spawn_cpu if spawn_cpu else float("nan")
@@ -324,10 +327,12 @@ def main():
                   f"{p50:>7} {p99:>7} {r['cpu_us']:>10.0f}  {rss_text}")
 
         runs = max(100, int(2000 * scale))
-        cost = spawn_cost(workdir, null_queue, runs)
-        print(f"\nspawn+wait of {Path(null_queue).name} (posix_spawn, {runs} runs): "
-              f"{cost['wall_us']:.0f} us wall, {cost['child_cpu_us']:.0f} us child CPU, "
-              f"{cost['parent_cpu_us']:.0f} us parent CPU per run")
+        print(f"\nspawn+wait of {Path(null_queue).name} from a small process ({runs} runs), "
+              "the floor under CPU us/msg:")
+        for use_vfork, how in ((True, "vfork+execve, as sppd starts it"), (False, "posix_spawn")):
+            cost = spawn_cost(workdir, null_queue, runs, use_vfork=use_vfork)
+            print(f"  {how:32} {cost['wall_us']:.0f} us wall, {cost['child_cpu_us']:.0f} us "
+                  f"child CPU, {cost['parent_cpu_us']:.0f} us parent CPU per run")
         by_label = {r["label"]: r for r in rows}
         bare, with_plugins = by_label.get("spp0/2x50/a"), by_label.get(
             f"spp{PLUGIN_RUNS_PER_TRANSACTION}/2x50/a")

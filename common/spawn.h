@@ -1,7 +1,7 @@
-// Starting a helper's child program (qmail-queue, a qmail-spp plugin) with posix_spawn:
-// cheap in a small process (glibc uses clone(CLONE_VFORK)) and exec errors come back as
-// return values. Used by queue-bridge and pluginrunner, which never run a shell of their
-// own: argv is exec'd as given. Errors are returned as text for the caller's log.
+// Starting a helper's child program (qmail-queue, a qmail-spp plugin, checkpassword) with
+// vfork + execve: no copy of our memory, and exec errors come back as return values. Used by
+// queue-bridge, pluginrunner and authd, which never run a shell of their own: argv is
+// exec'd as given. Errors are returned as text for the caller's log.
 #pragma once
 
 #include <sys/types.h>
@@ -41,6 +41,10 @@ struct Program {
   // EPIPE); qmail-queue gets the default, as qmail's own fork gave it.
   bool default_sigpipe = true;
 };
+
+// Sets glibc's internal signals 32 and 33 (SIGCANCEL, SIGSETXID), which its sigaction()
+// refuses, to handler (SIG_DFL or SIG_IGN) with the raw system call. Async-signal-safe.
+void set_glibc_internal_signals(void (*handler)(int));
 
 // Starts the program in its own process group (pgid == pid, so a timeout can kill all it
 // started) with no blocked signals and default handling for the ones sppd catches.

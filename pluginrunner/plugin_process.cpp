@@ -140,7 +140,7 @@ bool PluginProcess::start(PluginOutcome* outcome) {
   program.close_stdin = true;
   // qmail-smtpd ignored SIGPIPE and plugins rely on getting EPIPE instead of dying.
   program.default_sigpipe = false;
-  // posix_spawn reports exec failures itself (ENOENT, EACCES, ENOEXEC ...): qmail-spp's child
+  // spawn::start reports exec failures itself (ENOENT, EACCES, ENOEXEC ...): qmail-spp's child
   // would have exited 120 there, which is "can't execute" too.
   auto pid = spawn::start(program, &why);
   if (!pid) return cannot(why);

@@ -1,4 +1,4 @@
-// plugin_process: one run of one qmail-spp plugin, posix_spawn to outcome (qmail-spp.md §3 +
+// plugin_process: one run of one qmail-spp plugin, spawn to outcome (qmail-spp.md §3 +
 // DECISIONS.md): fd 0 closed, fd 1 parsed, fd 2 logged, own process group, cwd qmail_home.
 // Every failure (spawn, crash, exit 120, timeout) becomes qmail-spp's failure text; no throws.
 #pragma once

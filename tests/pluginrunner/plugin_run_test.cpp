@@ -3,9 +3,12 @@
 // Checks what a plugin sees (fds, env, cwd, signals, process group) and what comes back.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 
+#include "common/spawn.h"
 #include "runner_fixture.h"
 
 namespace sppd::pluginrunner {
@@ -187,6 +190,8 @@ TEST_F(RunnerTest, StdinIsClosedAndNothingElseLeaks) {
 }
 
 TEST_F(RunnerTest, PluginEnvironmentCwdArgvAndProcessGroup) {
+  // As if glibc's posix_spawn had started us: its internal signals ignored.
+  spawn::set_glibc_internal_signals(SIG_IGN);
   start();
   std::string line = script("env",
                             "echo \"H$0\"\n"
@@ -204,10 +209,11 @@ TEST_F(RunnerTest, PluginEnvironmentCwdArgvAndProcessGroup) {
   std::string pgid = got[4].substr(1, got[4].find(' ') - 1);
   EXPECT_EQ(pgid, got[4].substr(got[4].find(' ') + 1)) << "own process group";
   // Ignored: SIGPIPE (qmail-smtpd's sig_pipeignore()) and what we inherited, but never
-  // glibc's internal signals 32 and 33: its posix_spawn sets them ignored in children
-  // (this test process may well have them ignored too) and common/spawn resets them.
+  // glibc's internal signals 32 and 33, ignored here now: common/spawn resets them.
   unsigned long long ignored = std::stoull(got[5].substr(1), nullptr, 16);
   constexpr unsigned long long kGlibcInternal = (1ull << 31) | (1ull << 32);
+  ASSERT_EQ(ignored_here() & kGlibcInternal, kGlibcInternal);
+  spawn::set_glibc_internal_signals(SIG_DFL);
   EXPECT_EQ(ignored, (ignored_here() & ~kGlibcInternal) | (1ull << (SIGPIPE - 1))) << got[5];
   // A PATH given by the session wins.
   EXPECT_EQ(commands(run('c', {":echo \"H$PATH\""}, {"PATH=/opt/bin"})), (Strings{"H/opt/bin"}));
