@@ -9,9 +9,9 @@
 #include <netinet/in.h>
 
 #include <algorithm>
-#include <memory>
 
 #include "common/log.h"
+#include "dnsbl-cache/ares_results.h"
 #include "dnsbl-cache/dns_message.h"
 #include "dnsbl-cache/ptr_lookups.h"
 
@@ -19,18 +19,6 @@ namespace sppd::dnsbl_cache {
 namespace {
 
 constexpr size_t kMaxLabel = 63;
-
-struct HostentFree {
-  void operator()(hostent* h) const { ares_free_hostent(h); }
-};
-struct AresDataFree {
-  void operator()(void* data) const { ares_free_data(data); }
-};
-
-std::chrono::seconds clamped(std::optional<uint32_t> ttl, std::chrono::seconds fallback) {
-  if (!ttl) return fallback;
-  return std::clamp(std::chrono::seconds(*ttl), kMinDnsblTtl, kMaxDnsblTtl);
-}
 
 // 127.255.255.0/24: what Spamhaus and others answer to queries from public resolvers.
 bool is_refusal(const unsigned char* ipv4) {
@@ -55,7 +43,7 @@ DnsblAnswer txt_answer(const unsigned char* message, int length, std::chrono::se
                        std::chrono::seconds negative) {
   ares_txt_ext* parsed = nullptr;
   int status = ares_parse_txt_reply_ext(message, length, &parsed);
-  std::unique_ptr<void, AresDataFree> owner(parsed);
+  AresDataPtr owner(parsed);
   if (status == ARES_ENODATA) return clear(negative);
   if (status != ARES_SUCCESS) return error(log::concat("bad TXT answer: ", ares_strerror(status)));
   std::vector<std::string_view> strings;
@@ -72,7 +60,7 @@ DnsblAnswer a_answer(const unsigned char* message, int length, std::chrono::seco
                      std::chrono::seconds negative) {
   hostent* parsed = nullptr;
   int status = ares_parse_a_reply(message, length, &parsed, nullptr, nullptr);
-  std::unique_ptr<hostent, HostentFree> host(parsed);
+  HostentPtr host(parsed);
   if (status == ARES_ENODATA) return clear(negative);
   if (status != ARES_SUCCESS || !host || host->h_addrtype != AF_INET || host->h_length != 4) {
     return error(log::concat("bad A answer: ", ares_strerror(status)));
@@ -141,18 +129,24 @@ std::string rblsmtpd_text(const std::vector<std::string_view>& strings) {
   return text;
 }
 
+CacheLifetimes cache_lifetimes(int type, const unsigned char* answer, int length) {
+  AnswerTtl ttl;
+  bool have_ttl = answer && answer_ttl(answer, length, type, &ttl);
+  auto clamped = [](std::optional<uint32_t> seconds, std::chrono::seconds fallback) {
+    if (!seconds) return fallback;
+    return std::clamp(std::chrono::seconds(*seconds), kMinDnsblTtl, kMaxDnsblTtl);
+  };
+  return {clamped(have_ttl ? ttl.records : std::nullopt, kMinDnsblTtl),
+          clamped(have_ttl ? ttl.negative : std::nullopt, kDefaultNegativeDnsblTtl)};
+}
+
 DnsblAnswer interpret_dnsbl_answer(DnsblType type, int status, const unsigned char* answer,
                                    int length) {
-  int record_type = type == DnsblType::kTxt ? ns_t_txt : ns_t_a;
-  AnswerTtl ttl;
-  bool have_ttl = answer && answer_ttl(answer, length, record_type, &ttl);
-  std::chrono::seconds negative =
-      clamped(have_ttl ? ttl.negative : std::nullopt, kDefaultNegativeDnsblTtl);
-  if (status == ARES_ENOTFOUND || status == ARES_ENODATA) return clear(negative);
+  CacheLifetimes ttl = cache_lifetimes(type == DnsblType::kTxt ? ns_t_txt : ns_t_a, answer, length);
+  if (status == ARES_ENOTFOUND || status == ARES_ENODATA) return clear(ttl.negative);
   if (status != ARES_SUCCESS || !answer) return error(ares_strerror(status));
-  std::chrono::seconds positive = clamped(have_ttl ? ttl.records : std::nullopt, kMinDnsblTtl);
-  return type == DnsblType::kTxt ? txt_answer(answer, length, positive, negative)
-                                 : a_answer(answer, length, positive, negative);
+  return type == DnsblType::kTxt ? txt_answer(answer, length, ttl.positive, ttl.negative)
+                                 : a_answer(answer, length, ttl.positive, ttl.negative);
 }
 
 }  // namespace sppd::dnsbl_cache

@@ -47,6 +47,15 @@ std::optional<std::string> normalize_zone(std::string_view zone);
 // 32..126 as '?', cut to 200 bytes.
 std::string rblsmtpd_text(const std::vector<std::string_view>& strings);
 
+// How long a DNS answer (records of type, or none) may be cached: the records' smallest TTL,
+// else kMinDnsblTtl; the negative TTL from the SOA (RFC 2308), else kDefaultNegativeDnsblTtl;
+// both clamped to [kMinDnsblTtl, kMaxDnsblTtl]. Shared by the DNSBL and sender lookups.
+struct CacheLifetimes {
+  std::chrono::seconds positive;
+  std::chrono::seconds negative;
+};
+CacheLifetimes cache_lifetimes(int type, const unsigned char* answer, int length);
+
 // Turns c-ares's status and raw answer to a query of type into a DnsblAnswer.
 DnsblAnswer interpret_dnsbl_answer(DnsblType type, int status, const unsigned char* answer,
                                    int length);

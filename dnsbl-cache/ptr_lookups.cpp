@@ -7,9 +7,9 @@
 #include <netdb.h>
 
 #include <algorithm>
-#include <memory>
 
 #include "common/log.h"
+#include "dnsbl-cache/ares_results.h"
 #include "dnsbl-cache/dns_message.h"
 
 namespace sppd::dnsbl_cache {
@@ -21,10 +21,6 @@ constexpr std::chrono::seconds kMaxNegativeTtl{600};
 // Negative answers without an SOA (RFC 2308 says: do not cache; a short time is kinder to
 // the resolver and harmless).
 constexpr std::chrono::seconds kDefaultNegativeTtl{60};
-
-struct HostentFree {
-  void operator()(hostent* h) const { ares_free_hostent(h); }
-};
 
 std::chrono::seconds bounded(std::optional<uint32_t> ttl, std::chrono::seconds fallback,
                              std::chrono::seconds max) {
@@ -78,7 +74,7 @@ PtrAnswer interpret_ptr_answer(int status, const unsigned char* answer, int leng
   hostent* parsed = nullptr;
   int parse_status = ares_parse_ptr_reply(answer, length, address.bytes.data(),
                                           static_cast<int>(address.size), address.family, &parsed);
-  std::unique_ptr<hostent, HostentFree> host(parsed);
+  HostentPtr host(parsed);
   if (parse_status == ARES_ENODATA) return negative();
   if (parse_status != ARES_SUCCESS || !host || !host->h_name) {
     log::warn("PTR ", address.text, ": unusable answer: ", ares_strerror(parse_status));

@@ -12,7 +12,7 @@
 #include <algorithm>
 
 #include "common/log.h"
-#include "dnsbl-cache/dns_message.h"
+#include "dnsbl-cache/ares_results.h"
 #include "dnsbl-cache/dnsbl_answer.h"
 #include "dnsbl-cache/ptr_lookups.h"
 
@@ -22,18 +22,6 @@ namespace {
 constexpr size_t kMaxExchangers = 5;      // exchangers whose addresses are looked up, by preference
 constexpr size_t kMaxAddresses = 16;      // of one A or AAAA answer
 constexpr long kMaxCallbackTimeout = 60;  // seconds: the worker's MAIL waits for all of this
-
-struct HostentFree {
-  void operator()(hostent* h) const { ares_free_hostent(h); }
-};
-struct AresDataFree {
-  void operator()(void* data) const { ares_free_data(data); }
-};
-
-std::chrono::seconds clamped(std::optional<uint32_t> ttl, std::chrono::seconds fallback) {
-  if (!ttl) return fallback;
-  return std::clamp(std::chrono::seconds(*ttl), kMinDnsblTtl, kMaxDnsblTtl);
-}
 
 SenderDnsAnswer dns_error(std::string why) {
   SenderDnsAnswer answer;
@@ -68,7 +56,7 @@ SenderDnsAnswer address_answer(int type, const unsigned char* message, int lengt
   if (type == ns_t_a) {
     ares_addrttl found[kMaxAddresses];
     status = ares_parse_a_reply(message, length, &parsed, found, &count);
-    std::unique_ptr<hostent, HostentFree> owner(parsed);
+    HostentPtr owner(parsed);
     for (int i = 0; status == ARES_SUCCESS && i < count; ++i) {
       char text[INET_ADDRSTRLEN];
       inet_ntop(AF_INET, &found[i].ipaddr, text, sizeof(text));
@@ -77,7 +65,7 @@ SenderDnsAnswer address_answer(int type, const unsigned char* message, int lengt
   } else {
     ares_addr6ttl found[kMaxAddresses];
     status = ares_parse_aaaa_reply(message, length, &parsed, found, &count);
-    std::unique_ptr<hostent, HostentFree> owner(parsed);
+    HostentPtr owner(parsed);
     for (int i = 0; status == ARES_SUCCESS && i < count; ++i) {
       char text[INET6_ADDRSTRLEN];
       inet_ntop(AF_INET6, &found[i].ip6addr, text, sizeof(text));
@@ -102,7 +90,7 @@ SenderDnsAnswer mx_answer(const unsigned char* message, int length, std::chrono:
                           std::chrono::seconds negative) {
   ares_mx_reply* parsed = nullptr;
   int status = ares_parse_mx_reply(message, length, &parsed);
-  std::unique_ptr<void, AresDataFree> owner(parsed);
+  AresDataPtr owner(parsed);
   SenderDnsAnswer answer;
   if (status == ARES_ENODATA) {
     answer.status = SenderDnsAnswer::Status::kNoRecords;
@@ -152,22 +140,18 @@ const char* status_text(SenderVerdict::Status status) {
 
 SenderDnsAnswer interpret_sender_answer(int type, int status, const unsigned char* answer,
                                         int length) {
-  AnswerTtl ttl;
-  bool have_ttl = answer && answer_ttl(answer, length, type, &ttl);
-  std::chrono::seconds negative =
-      clamped(have_ttl ? ttl.negative : std::nullopt, kDefaultNegativeDnsblTtl);
+  CacheLifetimes ttl = cache_lifetimes(type, answer, length);
   if (status == ARES_ENOTFOUND || status == ARES_ENODATA) {
     SenderDnsAnswer none;
     none.status = status == ARES_ENOTFOUND ? SenderDnsAnswer::Status::kNoDomain
                                            : SenderDnsAnswer::Status::kNoRecords;
-    none.ttl = negative;
+    none.ttl = ttl.negative;
     return none;
   }
   if (status != ARES_SUCCESS) return dns_error(ares_strerror(status));
   if (!answer) return dns_error("empty answer");
-  std::chrono::seconds positive = clamped(have_ttl ? ttl.records : std::nullopt, kMinDnsblTtl);
-  if (type == ns_t_mx) return mx_answer(answer, length, positive, negative);
-  return address_answer(type, answer, length, positive, negative);
+  if (type == ns_t_mx) return mx_answer(answer, length, ttl.positive, ttl.negative);
+  return address_answer(type, answer, length, ttl.positive, ttl.negative);
 }
 
 SenderCheckOptions sender_check_options(const config::Config& config) {

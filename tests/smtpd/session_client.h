@@ -11,9 +11,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "common/fd.h"
+#include "smtpd/session.h"
 
 namespace sppd::smtpd {
 
@@ -26,6 +28,17 @@ class SessionClient {
     fd_.reset(fds[0]);
     received_.clear();
     return UniqueFd(fds[1]);
+  }
+
+  // Makes a new connection from ip and starts a Session on its server end (the greeting is
+  // on its way once the event loop runs).
+  std::unique_ptr<Session> connect(const ListenerSettings& settings, SessionContext context,
+                                   const std::string& ip = "192.0.2.7") {
+    auto session =
+        std::make_unique<Session>(1, open(), Endpoint{ip, 40000, false},
+                                  Endpoint{"192.0.2.1", 25, false}, settings, std::move(context));
+    session->start();
+    return session;
   }
 
   void send(const std::string& bytes) {

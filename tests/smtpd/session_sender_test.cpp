@@ -101,14 +101,9 @@ class SessionSenderTest : public ::testing::Test {
   }
 
   void connect(bool with_dns = true) {
-    UniqueFd server_end = client_.open();
     HelperLink* dns = with_dns ? dns_.get() : unavailable_.get();
-    SessionContext context{base_.get(), queue_.get(),   dns, plugins_.get(), authd_.get(),
-                           "test/",     [](uint64_t) {}};
-    session_ =
-        std::make_unique<Session>(1, std::move(server_end), Endpoint{"192.0.2.7", 40000, false},
-                                  Endpoint{"192.0.2.1", 25, false}, settings_, context);
-    session_->start();
+    session_ = client_.connect(settings_, {base_.get(), queue_.get(), dns, plugins_.get(),
+                                           authd_.get(), "test/", [](uint64_t) {}});
     ASSERT_EQ(replies(1).substr(0, 19), "220 mx.example.com ");
   }
 

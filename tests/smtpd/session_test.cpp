@@ -150,18 +150,9 @@ class SessionTest : public ::testing::Test {
   }
 
   void connect() {
-    UniqueFd server_end = client_.open();
-    SessionContext context{base_.get(),
-                           queue_link_.get(),
-                           dns_link_.get(),
-                           plugin_pool_.get(),
-                           auth_link_.get(),
-                           "test/",
-                           [this](uint64_t) { finished_ = true; }};
-    session_ =
-        std::make_unique<Session>(1, std::move(server_end), Endpoint{"192.0.2.7", 40000, false},
-                                  Endpoint{"192.0.2.1", 25, false}, settings_, context);
-    session_->start();
+    session_ = client_.connect(settings_,
+                               {base_.get(), queue_link_.get(), dns_link_.get(), plugin_pool_.get(),
+                                auth_link_.get(), "test/", [this](uint64_t) { finished_ = true; }});
   }
 
   void send(const std::string& bytes) { client_.send(bytes); }

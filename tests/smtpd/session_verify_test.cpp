@@ -125,17 +125,10 @@ class SessionVerifyTest : public ::testing::Test {
   }
 
   void connect(const std::string& ip = "192.0.2.7") {
-    UniqueFd server_end = client_.open();
-    SessionContext context{base_.get(),
-                           queue_pool_.get(),
-                           dns_link_.get(),
-                           plugin_pool_.get(),
-                           auth_link_.get(),
-                           "test/",
-                           [this](uint64_t) { finished_ = true; }};
-    session_ = std::make_unique<Session>(1, std::move(server_end), Endpoint{ip, 40000, false},
-                                         Endpoint{"192.0.2.1", 25, false}, settings_, context);
-    session_->start();
+    session_ = client_.connect(settings_,
+                               {base_.get(), queue_pool_.get(), dns_link_.get(), plugin_pool_.get(),
+                                auth_link_.get(), "test/", [this](uint64_t) { finished_ = true; }},
+                               ip);
     EXPECT_EQ(replies(1), "220 mx.example.com ESMTP\r\n");
   }
 
